@@ -160,6 +160,7 @@ class RulesConfig(_Strict):
     collapses: dict[str, Collapse]
     nationality: NationalityRule
     substances: SubstanceRules
+    disability_flags: dict[str, list[str]]
 
     def check_against(self, contract: ExtractContract) -> None:
         """Every collapse covers every code of its source column exactly once."""
@@ -177,6 +178,11 @@ class RulesConfig(_Strict):
                     f"collapse {target} (from {collapse.source}): "
                     f"codes mapped twice {twice}, unmapped {unmapped}, not in contract {unknown}"
                 )
+        disability_codes = set(contract.column("disability_1").allowed_values or [])
+        for flag, codes in self.disability_flags.items():
+            unknown = sorted(set(codes) - disability_codes)
+            if unknown:
+                raise ValueError(f"disability_flags.{flag}: codes not in the contract's disability list {unknown}")
         drug_codes = set(contract.column("drug_1").allowed_values or [])
         s = self.substances
         for field_name in ("opiate_codes", "crack_codes", "alcohol_codes", "no_drug_codes"):

@@ -1,0 +1,344 @@
+"""Read an extract file, type it against the contract, and land it.
+
+Landing keeps an immutable, checksummed copy of the file exactly as received (the raw zone) *before*
+anything can fail, so a bad file is never lost; then types it into a Parquet file in the restricted zone.
+Landing is idempotent per period: the same bytes land at the same paths.
+
+Error messages name the file, the column, the rule and row numbers, never a value of an identifying
+column (those are the client's identity).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from treatment_marts import __version__
+from treatment_marts.contract import Column, ExtractContract, load_contract
+from treatment_marts.settings import Settings
+
+SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".parquet")
+PERIOD_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_ISO_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T]00:00:00(?:\.0+)?)?$")
+_MAX_ROWS_LISTED = 5
+_MAX_EXAMPLES = 3
+
+
+class ExtractError(ValueError):
+    """The extract cannot be read or typed against the contract. The message says what to fix."""
+
+
+@dataclass(frozen=True)
+class LandedExtract:
+    """Where one landed file went; small and JSON-able so it can travel through XCom."""
+
+    source: str
+    period: str
+    sha256: str
+    raw_path: str
+    landed_path: str
+    rows: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def check_period(period: str) -> str:
+    if not isinstance(period, str) or not PERIOD_PATTERN.match(period):
+        raise ExtractError(f"period must be YYYY-MM (e.g. 2024-03), got {period!r}")
+    return period
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def _row_list(positions: pd.Index | list[int]) -> str:
+    """Spreadsheet-style row numbers (header is row 1) of offending rows, capped for readability."""
+    rows = [int(p) + 2 for p in list(positions)[:_MAX_ROWS_LISTED]]
+    more = len(positions) - len(rows)
+    return ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+
+
+def _read_csv_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ExtractError(f"{path.name}: the file is empty")
+    try:
+        return raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is harmless: accept it
+    except UnicodeDecodeError as exc:
+        raise ExtractError(
+            f"{path.name}: the file is not UTF-8 (invalid byte 0x{raw[exc.start]:02x} at byte {exc.start}); "
+            "it looks like a Windows (cp1252/Latin-1) export. Re-export the extract as UTF-8 CSV."
+        ) from None
+
+
+def _read_csv(path: Path, contract: ExtractContract) -> pd.DataFrame:
+    text = _read_csv_text(path)
+    header_line = text.splitlines()[0] if text.splitlines() else ""
+    if "," not in header_line:
+        for name, delimiter in (("semicolon", ";"), ("tab", "\t"), ("pipe", "|")):
+            if delimiter in header_line:
+                raise ExtractError(
+                    f"{path.name}: the header is {name}-delimited; the extract contract expects comma-separated values"
+                )
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skipinitialspace=False,
+            quoting=csv.QUOTE_MINIMAL,
+            engine="c",
+        )
+    except pd.errors.EmptyDataError:
+        raise ExtractError(f"{path.name}: the file has no header row") from None
+    except pd.errors.ParserError as exc:
+        # pandas names the line; it does not echo field values.
+        raise ExtractError(f"{path.name}: the CSV is malformed or truncated ({exc})") from None
+    _check_duplicate_header(path, list(pd.read_csv(io.StringIO(header_line + "\n"), header=None, dtype=str).iloc[0]))
+    return frame
+
+
+def _read_xlsx(path: Path) -> pd.DataFrame:
+    try:
+        sheets = pd.ExcelFile(path, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises several types for corrupt files
+        raise ExtractError(f"{path.name}: not a readable XLSX workbook ({type(exc).__name__})") from None
+    names = sheets.sheet_names
+    if len(names) == 1:
+        sheet = names[0]
+    elif "extract" in names:
+        sheet = "extract"
+    else:
+        raise ExtractError(
+            f"{path.name}: the workbook has {len(names)} sheets and none is named 'extract'; "
+            "put the extract in a single sheet or name its sheet 'extract'"
+        )
+    frame = sheets.parse(sheet, dtype=str, keep_default_na=False, na_values=[""])
+    header = [str(c) for c in sheets.parse(sheet, nrows=0, header=None).iloc[0]] if len(frame.columns) else []
+    _check_duplicate_header(path, header or list(frame.columns))
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ExtractError(f"{path.name}: not a readable Parquet file ({type(exc).__name__})") from None
+    _check_duplicate_header(path, table.column_names)
+    return table.to_pandas()
+
+
+def _check_duplicate_header(path: Path, header: list[str]) -> None:
+    seen: set[str] = set()
+    dupes = sorted({h for h in header if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise ExtractError(f"{path.name}: duplicated column(s) in the header: {', '.join(dupes)}")
+
+
+def _check_columns(path: Path, frame: pd.DataFrame, contract: ExtractContract) -> None:
+    columns = [str(c) for c in frame.columns]
+    _check_duplicate_header(path, columns)
+    missing = [c for c in contract.column_names if c not in columns]
+    extra = [c for c in columns if c not in contract.column_names]
+    problems = []
+    if missing:
+        problems.append(f"missing column(s): {', '.join(missing)}")
+    if extra:
+        problems.append(f"unknown column(s) not in the extract contract: {', '.join(extra[:10])}"
+                        + (f" and {len(extra) - 10} more" if len(extra) > 10 else ""))
+    if problems:
+        raise ExtractError(
+            f"{path.name}: " + "; ".join(problems) + f" (contract {contract.name} v{contract.version}, see docs/extract-spec.md)"
+        )
+    if frame.empty:
+        raise ExtractError(f"{path.name}: the file has a header but no data rows")
+
+
+# --- typing -------------------------------------------------------------------------------------------
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Normalise any input column to stripped strings with <NA> for blanks."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        text = series.dt.strftime("%Y-%m-%d")
+    else:
+        text = series.astype("string")
+    text = text.str.strip()
+    return text.mask(text == "", pd.NA)
+
+
+def _problem(col: Column, text: pd.Series, bad: pd.Series, rule: str) -> str:
+    where = _row_list(bad[bad].index)
+    message = f"column {col.name}: {int(bad.sum())} value(s) {rule} (rows {where})"
+    if col.identifying:
+        return message + " [values withheld: identifying column]"
+    # Non-identifying codes and dates help the engineer find the export bug; identifiers never appear.
+    examples = ", ".join(repr(v) for v in text[bad].drop_duplicates().head(_MAX_EXAMPLES))
+    return f"{message}, e.g. {examples}"
+
+
+def _type_column(col: Column, text: pd.Series, problems: list[str], raw: pd.Series) -> pd.Series:
+    present = text.notna()
+    if col.type == "date":
+        if pd.api.types.is_datetime64_any_dtype(raw):
+            return raw.astype("datetime64[ms]")
+        match = text.str.extract(_ISO_DATE, expand=False)
+        parsed = pd.to_datetime(match, format="%Y-%m-%d", errors="coerce")
+        bad = present & parsed.isna()
+        if bad.any():
+            problems.append(_problem(col, text, bad, "are not ISO dates (YYYY-MM-DD); mixed or local date formats are rejected"))
+        return parsed.astype("datetime64[ms]")
+    if col.type == "integer":
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = present & (numbers.isna() | (numbers.notna() & (numbers % 1 != 0)))
+        if bad.any():
+            problems.append(_problem(col, text, bad, "are not whole numbers"))
+        return numbers.where(~bad).round().astype("Int64")
+    # string, code, flag: codes are case-sensitive identifiers in NDTMS; keep them exact.
+    return text.astype("string")
+
+
+def type_frame(frame: pd.DataFrame, contract: ExtractContract, source: str) -> pd.DataFrame:
+    """Cast a raw frame to the contract's typed frame, collecting every type problem into one error."""
+    problems: list[str] = []
+    typed: dict[str, pd.Series] = {}
+    frame = frame.reset_index(drop=True)
+    for col in contract.columns:
+        raw = frame[col.name]
+        typed[col.name] = _type_column(col, _as_text(raw), problems, raw)
+    if problems:
+        raise ExtractError(f"{source}: {len(problems)} column(s) do not match the contract types:\n  " + "\n  ".join(problems))
+    return pd.DataFrame(typed)
+
+
+def read_extract(path: Path | str, contract: ExtractContract | None = None) -> pd.DataFrame:
+    """Read a CSV, XLSX or Parquet extract into the typed frame of docs/architecture.md."""
+    path = Path(path)
+    contract = contract or load_contract()
+    if not path.is_file():
+        raise ExtractError(f"extract not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = _read_csv(path, contract)
+    elif suffix == ".xlsx":
+        frame = _read_xlsx(path)
+    elif suffix == ".parquet":
+        frame = _read_parquet(path)
+    else:
+        raise ExtractError(f"{path.name}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    _check_columns(path, frame, contract)
+    return type_frame(frame, contract, path.name)
+
+
+# --- landing ------------------------------------------------------------------------------------------
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write atomically with owner-only permissions (restricted zone)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def land_raw(settings: Settings, period: str, source_path: Path) -> tuple[Path, str]:
+    """Copy the file as received into raw/period=YYYY-MM/, named by content hash; idempotent."""
+    check_period(period)
+    if not source_path.is_file():
+        raise ExtractError(f"extract not found: {source_path}")
+    digest = sha256_of(source_path)
+    target_dir = settings.raw_dir / f"period={period}"
+    target_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = target_dir / f"{source_path.stem}.{digest[:12]}{source_path.suffix.lower()}"
+    if not target.exists():
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(source_path, tmp)
+        os.chmod(tmp, 0o400)  # immutable: the raw zone is evidence of what was received
+        os.replace(tmp, target)
+    (target.with_name(target.name + ".sha256")).write_text(f"{digest}  {target.name}\n")
+    return target, digest
+
+
+def land_extract(settings: Settings, period: str, source_path: Path | str, run_id: str) -> LandedExtract:
+    """Land one extract: raw copy first (never lost), then the typed Parquet and its manifest."""
+    source_path = Path(source_path)
+    raw_path, digest = land_raw(settings, period, source_path)
+    frame = read_extract(raw_path)
+    landed_dir = settings.restricted_dir / "landed" / f"period={period}"
+    landed_path = landed_dir / f"{source_path.stem}.{digest[:12]}.parquet"
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+    _write_private(landed_path, buffer.getvalue().to_pybytes())
+    manifest = {
+        "source": source_path.name,
+        "period": period,
+        "sha256": digest,
+        "rows": len(frame),
+        "raw_path": str(raw_path),
+        "landed_path": str(landed_path),
+        "contract": load_contract().name,
+        "contract_version": load_contract().version,
+        "package_version": __version__,
+        "run_id": run_id,
+        "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    _write_private(landed_path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2).encode())
+    return LandedExtract(
+        source=source_path.name,
+        period=period,
+        sha256=digest,
+        raw_path=str(raw_path),
+        landed_path=str(landed_path),
+        rows=len(frame),
+    )
+
+
+def read_landed(landed_path: Path | str) -> pd.DataFrame:
+    """Read a landed typed extract back with the contract dtypes."""
+    frame = pq.read_table(landed_path).to_pandas()
+    contract = load_contract()
+    for col in contract.columns:
+        if col.type == "date":
+            frame[col.name] = frame[col.name].astype("datetime64[ms]")
+        elif col.type == "integer":
+            frame[col.name] = frame[col.name].astype("Int64")
+        else:
+            frame[col.name] = frame[col.name].astype("string")
+    return frame[contract.column_names]
+
+
+def discover_extracts(location: Path | str) -> list[Path]:
+    """A file, or every supported file in a directory (sorted, so runs are deterministic)."""
+    location = Path(location)
+    if location.is_file():
+        return [location]
+    if location.is_dir():
+        found = sorted(p for p in location.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith("."))
+        if not found:
+            raise ExtractError(f"no extract files ({', '.join(SUPPORTED_SUFFIXES)}) in {location}")
+        return found
+    raise ExtractError(f"extract location does not exist: {location}")
