@@ -1,0 +1,176 @@
+"""`treatment-marts` command: generate synthetic extracts, run or validate a period, show where outputs are.
+
+Exit codes: 0 success; 1 the data or a rule stopped the run (message says what to fix); 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from treatment_marts.settings import Settings
+
+log = logging.getLogger("treatment_marts")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(data_root=getattr(args, "data_root", None), warehouse_url=getattr(args, "warehouse", None))
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the input or configuration is wrong": reported as one clear message, no traceback."""
+    from treatment_marts.config import ConfigError
+    from treatment_marts.ingest import ExtractError
+    from treatment_marts.marts.builder import MartBuildError
+    from treatment_marts.recode import RecodeError
+
+    errors: list[type[BaseException]] = [ConfigError, ExtractError, MartBuildError, RecodeError]
+    for module, name in (
+        ("treatment_marts.validate", "ValidationFailed"),
+        ("treatment_marts.audit", "DisclosureAuditFailed"),
+        ("treatment_marts.publish", "PublishError"),
+    ):
+        try:
+            errors.append(getattr(__import__(module, fromlist=[name]), name))
+        except (ImportError, AttributeError):  # pragma: no cover - module absent in a partial install
+            pass
+    return tuple(errors)
+
+
+# --- commands -----------------------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from treatment_marts.synth import generate_extract, generate_history, write_extract
+
+    areas = [a.strip() for a in args.areas.split(",")] if args.areas else None
+    out = Path(args.out)
+    if args.months == 1:
+        frame = generate_extract(args.period, clients=args.clients, areas=areas, seed=args.seed)
+        path = write_extract(frame, out, args.format)
+        print(f"wrote {len(frame):,} episode rows for {args.period} to {path}")
+        return 0
+    # Several months: `--out` is a folder; one inbox partition per month, as the DAG expects.
+    for period, frame in generate_history(args.period, args.months, clients=args.clients, areas=areas, seed=args.seed):
+        suffix = args.format or "csv"
+        path = write_extract(frame, out / f"period={period}" / f"extract.{suffix}", suffix)
+        print(f"wrote {len(frame):,} episode rows for {period} to {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from treatment_marts.stages import run_period
+
+    settings = _settings(args)
+    result = run_period(settings, args.period, args.extract, run_id=args.run_id)
+    published = result["publish"]
+    print(f"published period {args.period} (run {published['run_id']}):")
+    for name, path in published["marts"].items():
+        print(f"  mart {name}: {path}")
+    print(f"  suppression log (restricted): {published['suppression_log']}")
+    print(f"  IG report (restricted): {published['ig_report']}")
+    for docs in result["validate"]["data_docs"]:
+        if docs:
+            print(f"  GX Data Docs (restricted): {docs}")
+    print(f"  warehouse: {settings.warehouse_url}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from treatment_marts.ingest import land_extract, read_landed
+    from treatment_marts.stages import new_run_id
+    from treatment_marts.validate import validate_extract
+
+    settings = _settings(args)
+    run_id = args.run_id or new_run_id()
+    failed = False
+    from treatment_marts.ingest import discover_extracts
+
+    for path in discover_extracts(args.extract):
+        landed = land_extract(settings, args.period, path, run_id)
+        report = validate_extract(read_landed(landed.landed_path), period=args.period, settings=settings, run_id=run_id, source=path.name)
+        print(report.summary_text())
+        if report.data_docs_index:
+            print(f"GX Data Docs: {report.data_docs_index}")
+        failed = failed or bool(report.blocking_failures())
+    return 1 if failed else 0
+
+
+def cmd_where(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    period = args.period
+    paths = {
+        "public marts": settings.public_dir / "marts",
+        "raw extracts (restricted)": settings.raw_dir / f"period={period}",
+        "suppression log (restricted)": settings.restricted_dir / "suppression_log" / f"period={period}",
+        "IG reports (restricted)": settings.restricted_dir / "reports" / f"period={period}",
+        "GX Data Docs (restricted)": settings.gx_dir,
+        "warehouse": settings.warehouse_url,
+    }
+    for label, location in paths.items():
+        print(f"{label:32s} {location}")
+    docs = sorted(settings.gx_dir.rglob("index.html")) if settings.gx_dir.exists() else []
+    if docs:
+        print(f"{'GX Data Docs index':32s} {docs[0]}")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="treatment-marts", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-root", help="data root (default $TREATMENT_MARTS_DATA_ROOT or ./data)")
+        p.add_argument("--warehouse", help="SQLAlchemy URL (default sqlite:///<data-root>/warehouse.db)")
+
+    gen = sub.add_parser("generate", help="write a synthetic NDTMS-style extract")
+    gen.add_argument("--period", required=True, help="YYYY-MM (first month when --months > 1)")
+    gen.add_argument("--months", type=int, default=1, help="consecutive months to write (default 1)")
+    gen.add_argument("--clients", type=int, help="adults in treatment in the month, across areas (default: areas.yaml sizes)")
+    gen.add_argument("--areas", help="comma-separated area names (default: all configured areas)")
+    gen.add_argument("--seed", type=int, default=20240101)
+    gen.add_argument("--format", choices=["csv", "xlsx", "parquet"], help="default: from --out suffix (csv for folders)")
+    gen.add_argument("--out", required=True, help="file path (or folder when --months > 1)")
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="land, validate, protect and publish one period in-process")
+    run.add_argument("--period", required=True, help="YYYY-MM")
+    run.add_argument("--extract", required=True, help="extract file, or a folder of extract files")
+    run.add_argument("--run-id", help="default: a timestamped id")
+    common(run)
+    run.set_defaults(func=cmd_run)
+
+    val = sub.add_parser("validate", help="land and validate an extract; print the summary")
+    val.add_argument("--period", required=True, help="YYYY-MM")
+    val.add_argument("--extract", required=True, help="extract file, or a folder of extract files")
+    val.add_argument("--run-id")
+    common(val)
+    val.set_defaults(func=cmd_validate)
+
+    where = sub.add_parser("where", help="print where a period's outputs are")
+    where.add_argument("--period", required=True, help="YYYY-MM")
+    common(where)
+    where.set_defaults(func=cmd_where)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except _known_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
