@@ -136,8 +136,8 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
             "put the extract in a single sheet or name its sheet 'extract'"
         )
     frame = sheets.parse(sheet, dtype=str, keep_default_na=False, na_values=[""])
-    header = [str(c) for c in sheets.parse(sheet, nrows=0, header=None).iloc[0]] if len(frame.columns) else []
-    _check_duplicate_header(path, header or list(frame.columns))
+    first_row = sheets.parse(sheet, header=None, nrows=1, dtype=str)
+    _check_duplicate_header(path, [str(c) for c in first_row.iloc[0]] if len(first_row) else [])
     return frame
 
 
