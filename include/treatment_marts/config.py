@@ -154,6 +154,18 @@ class SubstanceRules(_Strict):
         return labels
 
 
+class TimeInTreatment(_Strict):
+    bands: dict[str, float]
+
+    @field_validator("bands")
+    @classmethod
+    def _ascending_from_zero(cls, bands: dict[str, float]) -> dict[str, float]:
+        bounds = list(bands.values())
+        if not bounds or bounds[0] != 0 or any(lower >= upper for lower, upper in zip(bounds, bounds[1:])):
+            raise ValueError("time_in_treatment bands must start at 0 and increase strictly")
+        return bands
+
+
 class RulesConfig(_Strict):
     disclosure: DisclosureRules
     age_bands: AgeBands
@@ -161,6 +173,7 @@ class RulesConfig(_Strict):
     nationality: NationalityRule
     substances: SubstanceRules
     disability_flags: dict[str, list[str]]
+    time_in_treatment: TimeInTreatment
 
     def check_against(self, contract: ExtractContract) -> None:
         """Every collapse covers every code of its source column exactly once."""

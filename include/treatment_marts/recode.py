@@ -81,6 +81,14 @@ def substance_group(frame: pd.DataFrame, rules: RulesConfig) -> pd.Series:
     return pd.Series(group, index=frame.index, dtype="string").replace("", pd.NA)
 
 
+def time_in_treatment_band(start: pd.Series, end: pd.Series, rules: RulesConfig) -> pd.Series:
+    """Band of (discharge - triage) for discharged episodes; null while the episode is open."""
+    months = (end - start).dt.days / 30.4375
+    labels = list(rules.time_in_treatment.bands)
+    edges = [*rules.time_in_treatment.bands.values(), np.inf]
+    return pd.cut(months, bins=edges, right=False, labels=labels).astype("string")
+
+
 def _nationality(series: pd.Series, rules: RulesConfig) -> pd.Series:
     rule = rules.nationality
     labels = np.where(
@@ -129,6 +137,8 @@ def recode(frame: pd.DataFrame, rules: RulesConfig, areas: AreasConfig, *, pseud
     group_key = substance_group(consented, rules)
     out["substance_group_key"] = group_key
     out["substance_group"] = group_key.map(rules.substances.group_labels).astype("string")
+
+    out["time_in_treatment"] = time_in_treatment_band(consented["triage_date"], consented["discharge_date"], rules)
 
     disabilities = consented[["disability_1", "disability_2", "disability_3"]]
     for flag, codes in rules.disability_flags.items():

@@ -26,6 +26,7 @@ from treatment_marts.ingest import (
     read_landed,
 )
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
+from treatment_marts.marts.rates import add_percentages
 from treatment_marts.pseudonymise import pseudonym_key
 from treatment_marts.recode import recode
 from treatment_marts.settings import Settings
@@ -143,9 +144,13 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
         intervals.append(result.intervals)
         if not result.passed:
             raise DisclosureAuditFailed(result)
+        percent_of = {d.name: d.percent_of for d in definitions}
         for table in protected.tables:
             _assert_k_safe(table.frame, table.name, rules.disclosure.k)
-            table.frame.to_parquet(marts_dir / f"{table.name}.parquet", index=False)
+            frame = table.frame
+            if percent_of[table.name]:
+                frame = add_percentages(frame, list(table.dimensions), percent_of[table.name])
+            frame.to_parquet(marts_dir / f"{table.name}.parquet", index=False)
             mart_names.append(table.name)
         logs.append(protected.log.assign(population=population))
         losses.append(protected.information_loss)

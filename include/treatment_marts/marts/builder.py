@@ -40,6 +40,7 @@ def dimension_levels(rules: RulesConfig, areas: AreasConfig) -> dict[str, list[s
         levels["age_band" if name == rules.age_bands.default else f"age_band_{name}"] = scheme.labels
     for target, rule in rules.collapses.items():
         levels[target] = _unique([*rule.groups, rule.missing])
+    levels["time_in_treatment"] = list(rules.time_in_treatment.bands)
     for flag in rules.disability_flags:
         levels[f"disability_{flag}"] = ["Yes", "No"]
     return levels

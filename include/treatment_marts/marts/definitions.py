@@ -25,12 +25,15 @@ class MartDefinition(BaseModel):
     population: str
     dimensions: list[str] = Field(min_length=1, max_length=4)
     measure: Literal["clients"]
+    percent_of: str | None = None
     caveats: list[str] = []
 
     @model_validator(mode="after")
     def _distinct_dimensions(self) -> MartDefinition:
         if len(set(self.dimensions)) != len(self.dimensions):
             raise ValueError(f"mart {self.name}: a dimension is listed twice")
+        if self.percent_of is not None and self.percent_of not in self.dimensions:
+            raise ValueError(f"mart {self.name}: percent_of {self.percent_of!r} is not one of its dimensions")
         return self
 
 
