@@ -214,6 +214,7 @@ def _attach_audit(log: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
 
 def publish(settings: Settings, period: str, run_id: str, staged_dir: str | Path) -> dict[str, Any]:
     """Publish the staged, audited release: public marts (Parquet + warehouse) and the restricted log."""
+    from treatment_marts.exports import write_exports
     from treatment_marts.governance import write_ig_report
     from treatment_marts.publish import publish_release
 
@@ -224,6 +225,18 @@ def publish(settings: Settings, period: str, run_id: str, staged_dir: str | Path
     log = pd.read_parquet(staged / "suppression_log.parquet")
     result = publish_release(settings, period=period, run_id=run_id, marts=marts, suppression_log=log, manifest=manifest)
     report = write_ig_report(settings, period=period, run_id=run_id, staged_dir=staged)
+    rules = load_rules(settings.config_dir)
+    definitions = {d.name: d for d in load_marts(settings.config_dir).marts}
+    exports = write_exports(
+        settings,
+        period=period,
+        marts=marts,
+        titles={name: definitions[name].title for name in marts if name in definitions},
+        caveats={name: definitions[name].caveats for name in marts if name in definitions},
+        areas=[a.name for a in load_areas(settings.config_dir).areas],
+        manifest=manifest,
+        marker=rules.disclosure.suppressed_marker,
+    )
     return {
         "period": period,
         "run_id": run_id,
@@ -231,6 +244,7 @@ def publish(settings: Settings, period: str, run_id: str, staged_dir: str | Path
         "manifest": str(result.manifest_path),
         "suppression_log": str(result.suppression_log_path),
         "ig_report": str(report),
+        "exports": str(exports),
     }
 
 
