@@ -64,7 +64,7 @@ def test_substance_mix_must_be_a_distribution(config_copy: Path) -> None:
 
 
 def test_mart_with_unknown_dimension_or_population(config_copy: Path) -> None:
-    edit(config_copy / "marts.yaml", lambda d: d["marts"][0].update(dimensions=["area", "shoe_size"]))
+    edit(config_copy / "marts.yaml", lambda d: d["marts"][0].update(dimensions=["area", "shoe_size"], percent_of=None))
     with pytest.raises(ConfigError, match="unknown dimension.*shoe_size"):
         load_marts(config_copy, {"area", "sex"})
     edit(config_copy / "marts.yaml", lambda d: d["marts"][0].update(population="everyone"))
