@@ -1,0 +1,120 @@
+"""Generate docs/marts.md, the analysts' data dictionary, from marts.yaml and rules.yaml.
+
+`python -m treatment_marts.marts.docs` rewrites it; `--check` exits 1 when it is stale (a test runs that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from treatment_marts.config import load_areas, load_rules
+from treatment_marts.marts.builder import TOTAL, dimension_levels
+from treatment_marts.marts.definitions import load_marts
+from treatment_marts.settings import REPO_DIR
+
+DOC_PATH = REPO_DIR / "docs" / "marts.md"
+
+DIMENSION_NOTES = {
+    "area": "Upper-tier local authority of treatment (areas.yaml); `Total` = all areas (the national comparator).",
+    "substance_group": "Derived from drug_1..3 by the NDTMS hierarchy with seed 000's crack split (rules.yaml `substances`).",
+    "age_band": "Age at episode start (triage date) in the default age-band scheme.",
+    "time_in_treatment": "Discharge date minus triage date, for exits.",
+}
+
+
+def render_marts_doc(config_dir: Path) -> str:
+    rules = load_rules(config_dir)
+    areas = load_areas(config_dir)
+    levels = dimension_levels(rules, areas)
+    config = load_marts(config_dir, set(levels))
+    used = sorted({d for m in config.marts for d in m.dimensions})
+    k = rules.disclosure.k
+    lines = [
+        "# Mart catalogue and data dictionary",
+        "",
+        "Generated from `include/config/marts.yaml` and `include/config/rules.yaml` by",
+        "`python -m treatment_marts.marts.docs`; do not edit by hand (a test fails when this file is stale).",
+        "",
+        "## Reading a mart",
+        "",
+        "Every mart is a long table, one row per cell, in Parquet under `public/marts/<name>/period=YYYY-MM/`",
+        "and as the warehouse table `<name>` (PostgreSQL schema `marts`):",
+        "",
+        "| column | meaning |",
+        "|---|---|",
+        "| `period` | the month, `YYYY-MM` |",
+        "| dimension columns | a category, or `Total` on margin rows (every combination of margins is present) |",
+        f"| `count` | distinct adults; **null when suppressed** (counts of 1 to {k} individuals, and complementary cells) |",
+        "| `status` | `c` when the cell is suppressed (GSS convention), else null; it never says why |",
+        "| `percent` | (some marts) the cell's share of its margin along one dimension, from published counts only; null when its count or base is suppressed |",
+        "",
+        f"Unit of count: distinct clients, each counted once per mart by their latest episode in the population. "
+        f"Zeros are {'published' if rules.disclosure.zeros == 'show' else 'suppressed like 1 to k'}.",
+        "",
+        "## Populations",
+        "",
+        "| population | definition |",
+        "|---|---|",
+    ]
+    lines += [f"| `{name}` | {pop.description} |" for name, pop in config.populations.items()]
+    lines += ["", "## Marts", ""]
+    for mart in config.marts:
+        lines += [
+            f"### `{mart.name}`",
+            "",
+            f"{mart.title}.",
+            "",
+            f"- Population: `{mart.population}`",
+            f"- Dimensions: {', '.join(f'`{d}`' for d in mart.dimensions)}",
+            f"- Measure: {mart.measure}" + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
+        ]
+        lines += [f"- Caveat: {c}" for c in mart.caveats]
+        lines.append("")
+    lines += ["## Dimensions", ""]
+    for dim in used:
+        note = DIMENSION_NOTES.get(dim, "")
+        lines += [f"### `{dim}`", ""] + ([note, ""] if note else [])
+        lines += [f"Levels: {', '.join(f'`{v}`' for v in levels[dim])}, and `{TOTAL}`.", ""]
+    lines += [
+        "## Example queries",
+        "",
+        "```sql",
+        "-- Substance mix of one area beside the national comparator (SQLite: data/warehouse.db)",
+        "SELECT area, substance_group, count, percent, status",
+        "FROM in_treatment_substance_area_sex",
+        "WHERE period = '2024-03' AND sex = 'Total' AND area IN ('Exborough', 'Total')",
+        "ORDER BY area, substance_group;",
+        "",
+        "-- Numbers in treatment by month (trend), all areas",
+        "SELECT period, area, count FROM in_treatment_substance_area_sex",
+        "WHERE substance_group = 'Total' AND sex = 'Total' ORDER BY period, area;",
+        "```",
+        "",
+        "```python",
+        "import pandas as pd",
+        "mart = pd.read_parquet('data/public/marts/in_treatment_substance_area_sex/period=2024-03/')",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/marts.md is stale")
+    args = parser.parse_args(argv)
+    text = render_marts_doc(REPO_DIR / "include" / "config")
+    if args.check:
+        if not DOC_PATH.exists() or DOC_PATH.read_text() != text:
+            print(f"{DOC_PATH} is stale: run `python -m treatment_marts.marts.docs`", file=sys.stderr)
+            return 1
+        return 0
+    DOC_PATH.write_text(text)
+    print(f"wrote {DOC_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
