@@ -34,6 +34,10 @@ from treatment_marts.settings import Settings
 RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+class DriftCheckFailed(RuntimeError):
+    """A blocking month-over-month check failed (validation.yaml severity: blocking)."""
+
+
 def safe_run_id(run_id: str) -> str:
     """Run ids become folder names: keep them to a safe alphabet (no path separators, no '..')."""
     cleaned = RUN_ID_UNSAFE.sub("_", run_id).strip("._") or "run"
@@ -75,26 +79,60 @@ def land(settings: Settings, period: str, extract_paths: list[str | Path] | str 
 # --- validate -----------------------------------------------------------------------------------------
 
 
+def _current_pointer(settings: Settings, period: str) -> Path:
+    return settings.restricted_dir / "landed" / f"period={period}" / "CURRENT.json"
+
+
+def accepted_extract(settings: Settings, period: str) -> pd.DataFrame | None:
+    """The period's last accepted (validated) extract files, combined; None if the period never passed."""
+    pointer = _current_pointer(settings, period)
+    if not pointer.exists():
+        return None
+    paths = json.loads(pointer.read_text())["landed_paths"]
+    return pd.concat([read_landed(p) for p in paths], ignore_index=True)
+
+
 def validate(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
-    """Run the GX suite on every landed file; raise ValidationFailed (nothing downstream runs) on a blocking failure."""
+    """Run the GX suite and the month-over-month checks; raise (nothing downstream runs) on a blocking failure."""
+    from treatment_marts.drift import compare_months, flagged, load_validation_policy, previous_period
     from treatment_marts.validate import validate_extract  # GX import is slow: only when validating
 
     run_id = safe_run_id(run_id)
     reports = []
+    frames = []
     for landed_path in landed_paths:
         frame = read_landed(landed_path)
+        frames.append(frame)
         reports.append(
             validate_extract(frame, period=period, settings=settings, run_id=run_id, source=Path(landed_path).name)
         )
-    summary = [{"source": r.source, "success": r.success, "results": r.rows} for r in reports]
+    policy = load_validation_policy(settings.config_dir).month_over_month
+    findings = compare_months(
+        pd.concat(frames, ignore_index=True),
+        accepted_extract(settings, previous_period(period)),
+        policy,
+        load_rules(settings.config_dir),
+        period,
+    )
+    summary = {
+        "expectations": [{"source": r.source, "success": r.success, "results": r.rows} for r in reports],
+        "month_over_month": [f.to_dict() for f in findings],
+    }
     _write_json(run_dir(settings, run_id) / "validation.json", summary)
     for report in reports:
         report.raise_for_blocking()
+    drift_flags = flagged(findings)
+    if drift_flags and policy.severity == "blocking":
+        raise DriftCheckFailed(
+            f"{len(drift_flags)} month-over-month check(s) failed for {period}:\n  " + "\n  ".join(f.message for f in drift_flags)
+        )
+    _write_json(_current_pointer(settings, period), {"run_id": run_id, "landed_paths": list(landed_paths)})
     return {
         "period": period,
         "run_id": run_id,
         "data_docs": [str(r.data_docs_index) if r.data_docs_index else None for r in reports],
         "warnings": sum(1 for r in reports for row in r.rows if not row["success"]),
+        "month_over_month": [f.message for f in findings if f.status != "pass"],
     }
 
 
