@@ -27,7 +27,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from treatment_marts.marts.builder import MartBuildError
     from treatment_marts.recode import RecodeError
 
-    errors: list[type[BaseException]] = [ConfigError, ExtractError, MartBuildError, RecodeError]
+    from treatment_marts.stages import DriftCheckFailed
+
+    errors: list[type[BaseException]] = [ConfigError, ExtractError, MartBuildError, RecodeError, DriftCheckFailed]
     for module, name in (
         ("treatment_marts.validate", "ValidationFailed"),
         ("treatment_marts.audit", "DisclosureAuditFailed"),
@@ -99,6 +101,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from treatment_marts.retention import load_operations, purge_expired
+
+    settings = _settings(args)
+    months = args.months or load_operations(settings.config_dir).retention.raw_months
+    entries = purge_expired(settings, current_period=args.period, raw_months=months, actor=args.actor)
+    for entry in entries:
+        print(f"purged {entry['zone']} period={entry['period']}: {entry['files']} file(s) ({entry['reason']})")
+    if not entries:
+        print(f"nothing older than {months} months before {args.period}")
+    return 0
+
+
 def cmd_where(args: argparse.Namespace) -> int:
     settings = _settings(args)
     period = args.period
@@ -153,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--run-id")
     common(val)
     val.set_defaults(func=cmd_validate)
+
+    purge = sub.add_parser("purge", help="delete raw and landed extracts past the retention window (audited)")
+    purge.add_argument("--period", required=True, help="the current period, YYYY-MM")
+    purge.add_argument("--months", type=int, help="override operations.yaml retention.raw_months")
+    purge.add_argument("--actor", default="treatment-marts", help="recorded in the audit entry")
+    common(purge)
+    purge.set_defaults(func=cmd_purge)
 
     where = sub.add_parser("where", help="print where a period's outputs are")
     where.add_argument("--period", required=True, help="YYYY-MM")
