@@ -114,6 +114,13 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from treatment_marts.bench import main as bench_main
+
+    sizes = [int(x) for x in args.clients.split(",")]
+    return bench_main(sizes, args.format, Path(args.json) if args.json else None)
+
+
 def cmd_where(args: argparse.Namespace) -> int:
     settings = _settings(args)
     period = args.period
@@ -175,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--actor", default="treatment-marts", help="recorded in the audit entry")
     common(purge)
     purge.set_defaults(func=cmd_purge)
+
+    bench = sub.add_parser("bench", help="benchmark the pipeline: per-stage time and peak memory, baseline, scaling")
+    bench.add_argument("--clients", default="3000,30000,300000", help="comma-separated sizes (adults in treatment)")
+    bench.add_argument("--format", choices=["csv", "parquet"], default="parquet")
+    bench.add_argument("--json", help="also write the figures as JSON here")
+    bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")
     where.add_argument("--period", required=True, help="YYYY-MM")

@@ -1,0 +1,149 @@
+"""Benchmarks (not tests): per-stage time and peak memory, a bare read+write baseline, the scaling curve.
+
+Speed and memory targets live here, never in timed tests. Peak memory is the process's resident set size
+sampled every 20 ms during each stage (psutil), so it includes everything Python and Arrow hold.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+import psutil
+
+from treatment_marts.settings import Settings
+
+
+@dataclass
+class StageMeasure:
+    stage: str
+    seconds: float
+    peak_rss_mb: float
+    rows: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _PeakSampler:
+    """Samples this process's RSS in a thread; `peak` is the maximum seen since `start`."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self._process = psutil.Process()
+        self._interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._process.memory_info().rss)
+            time.sleep(self._interval)
+
+    def start(self) -> None:
+        self.peak = self._process.memory_info().rss
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        self.peak = max(self.peak, self._process.memory_info().rss)
+        return self.peak
+
+
+@contextmanager
+def measure(stage: str, results: list[StageMeasure], rows: int | None = None) -> Iterator[StageMeasure]:
+    sampler = _PeakSampler()
+    sampler.start()
+    started = time.perf_counter()
+    record = StageMeasure(stage=stage, seconds=0.0, peak_rss_mb=0.0, rows=rows)
+    try:
+        yield record
+    finally:
+        record.seconds = round(time.perf_counter() - started, 3)
+        record.peak_rss_mb = round(sampler.stop() / 2**20, 1)
+        results.append(record)
+
+
+def bench_pipeline(clients: int, *, workdir: Path, fmt: str = "parquet", seed: int = 20240101, period: str = "2024-03") -> dict:
+    """Generate a month of ``clients`` and run every stage in-process, measuring each."""
+    from treatment_marts import stages
+    from treatment_marts.synth import generate_extract, write_extract
+
+    results: list[StageMeasure] = []
+    with measure("generate (not part of the pipeline)", results) as m:
+        frame = generate_extract(period, clients=clients, seed=seed)
+        m.rows = len(frame)
+    rows = len(frame)
+    extract = write_extract(frame, workdir / "inbox" / f"extract.{fmt}")
+    del frame
+
+    with measure("bare read + write (baseline)", results, rows):
+        bare = pd.read_parquet(extract) if fmt == "parquet" else pd.read_csv(extract, dtype=str)
+        bare.to_parquet(workdir / "bare.parquet", index=False)
+        del bare
+
+    settings = Settings.from_env(data_root=workdir / "data")
+    run_id = "bench"
+    with measure("land", results, rows):
+        landed = stages.land(settings, period, extract, run_id)
+    paths = [item["landed_path"] for item in landed["landed"]]
+    with measure("validate", results, rows):
+        stages.validate(settings, period, run_id, paths)
+    with measure("protect (recode, marts, suppress, audit)", results, rows) as m:
+        protected = stages.protect(settings, period, run_id, paths)
+        m.extra = {"marts": len(protected["marts"]), "suppressed_cells": protected["suppressed_cells"]}
+    with measure("publish", results, rows):
+        stages.publish(settings, period, run_id, protected["staged_dir"])
+
+    pipeline = [r for r in results if r.stage in {"land", "validate", "publish"} or r.stage.startswith("protect")]
+    total = sum(r.seconds for r in pipeline)
+    baseline = next(r for r in results if r.stage.startswith("bare"))
+    return {
+        "clients": clients,
+        "rows": rows,
+        "format": fmt,
+        "stages": [asdict(r) for r in results],
+        "pipeline_seconds": round(total, 2),
+        "baseline_seconds": baseline.seconds,
+        "ratio_to_baseline": round(total / baseline.seconds, 1) if baseline.seconds else None,
+        "peak_rss_mb": max(r.peak_rss_mb for r in pipeline),
+    }
+
+
+def bench_scaling(client_sizes: list[int], *, fmt: str = "parquet") -> list[dict]:
+    out = []
+    for clients in client_sizes:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+            out.append(bench_pipeline(clients, workdir=Path(tmp), fmt=fmt))
+    return out
+
+
+def render(results: list[dict]) -> str:
+    lines = []
+    for result in results:
+        lines.append(f"\n{result['clients']:,} clients, {result['rows']:,} episode rows ({result['format']})")
+        lines.append(f"  {'stage':45s} {'seconds':>9s} {'peak RSS MB':>12s}")
+        for stage in result["stages"]:
+            lines.append(f"  {stage['stage']:45s} {stage['seconds']:9.2f} {stage['peak_rss_mb']:12.0f}")
+        lines.append(
+            f"  pipeline total {result['pipeline_seconds']:.1f} s = {result['ratio_to_baseline']}x bare read+write; "
+            f"peak {result['peak_rss_mb']:.0f} MB"
+        )
+    return "\n".join(lines)
+
+
+def main(clients: list[int], fmt: str, json_out: Path | None) -> int:
+    results = bench_scaling(clients, fmt=fmt)
+    print(render(results))
+    if json_out:
+        json_out.write_text(json.dumps(results, indent=2))
+    return 0
