@@ -261,7 +261,7 @@ def _frame(ep: _Episodes, period: str, area_list: list[Area], seed: int) -> pd.D
     dob = first_start - np.floor(age_years * 365.25).astype(np.int64) - ps.integers("dobday", 1, 364)
     male = ps.u("sex") < np.vectorize(MALE_SHARE.get)(group).astype(float)
     sex = np.where(male, "M", "F")
-    sex = np.where(ps.u("sexu") < 0.002, "U", sex)
+    # Sex "U" (not known) is allowed by the contract but NDTMS data-quality tables show ~0: not generated.
 
     start = ep.start_day
     referral = start - es.integers("wait", 0, 21)
