@@ -144,6 +144,7 @@ class _Suppressor:
         self.suppressed = self.primary.copy()
         self.reason: dict[int, str] = {}
         grand = _grand_total(lattice)
+        self.grand = grand
         # Preference for complementary cells: never the grand total if avoidable; inner cells before
         # margins (a suppressed margin is shared by every linked table and cascades through all of them);
         # then the fewest individuals; then the key (deterministic).
@@ -165,10 +166,13 @@ class _Suppressor:
         return held - (len(sup_members) - 1) * self.lower > self.k
 
     def _candidates(self, r: int) -> np.ndarray:
+        """Cells that could be suppressed to protect relation r, cheapest first; a grand total only as a last resort."""
         total, members = self.lattice.relations[r]
         cells = np.append(members, total)
         eligible = cells[~self.suppressed[cells] & (self.lattice.counts[cells] > 0)]
-        return eligible[np.argsort(self.position[eligible])]
+        preferred = eligible[~self.grand[eligible]]
+        chosen = preferred if len(preferred) else eligible
+        return chosen[np.argsort(self.position[chosen])]
 
     def _repair(self, r: int, why: str) -> list[int]:
         """Suppress the cheapest cells that make relation r safe; returns the cells added."""
@@ -210,21 +214,28 @@ class _Suppressor:
         """
         visited = {cell}
         frontier = [cell]
+        last_resort: int | None = None  # a grand total, used only if nothing else is found
+        choice: int | None = None
         for _ in range(max_depth):
             relations = sorted({r for c in frontier for r in self.lattice.relations_of[c]})
             options = [int(c) for r in relations for c in self._candidates(r)[:1]]
-            if options:
-                choice = min(options, key=lambda c: self.position[c])
-                self.suppressed[choice] = True
-                self.reason.setdefault(choice, f"complementary: widens the protection interval of {self.lattice.keys[cell]}")
-                self.close_relations()
-                return
+            ordinary = [c for c in options if not self.grand[c]]
+            if ordinary:
+                choice = min(ordinary, key=lambda c: self.position[c])
+                break
+            if options and last_resort is None:
+                last_resort = options[0]
             linked = {int(c) for r in relations for c in (*self.lattice.relations[r][1], self.lattice.relations[r][0])}
             frontier = [c for c in linked if self.suppressed[c] and c not in visited]
             visited.update(frontier)
             if not frontier:
                 break
-        raise ProtectionError(f"cell {self.lattice.keys[cell]} cannot be protected")
+        choice = choice if choice is not None else last_resort
+        if choice is None:
+            raise ProtectionError(f"cell {self.lattice.keys[cell]} cannot be protected")
+        self.suppressed[choice] = True
+        self.reason.setdefault(choice, f"complementary: widens the protection interval of {self.lattice.keys[cell]}")
+        self.close_relations()
 
 
 def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", max_rounds: int = 200) -> ProtectionResult:
