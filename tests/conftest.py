@@ -187,6 +187,19 @@ def create_database(server_url: str, name: str | None = None) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def _report(request: pytest.FixtureRequest, line: str) -> None:
+    """Show a line on the terminal even while output is being captured."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + line)
+    else:
+        reporter.write_line("\n" + line)
+
+
 @pytest.fixture(scope="session")
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database on a real PostgreSQL server for this test session (module docstring)."""
@@ -203,9 +216,7 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     except PostgresUnavailable as exc:
         server.stop()
         pytest.fail(str(exc), pytrace=False)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\n[postgres_url] PostgreSQL from {server.bin_dir} started in {server.startup_seconds:.2f}s on port {server.port}")
+    _report(request, f"[postgres_url] PostgreSQL from {server.bin_dir} started in {server.startup_seconds:.2f}s on port {server.port}")
     try:
         yield create_database(server.url("postgres"), "treatment_marts_test")
     finally:

@@ -322,3 +322,52 @@ def test_malformed_releases_are_refused(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match="run id"):
         publish_release(settings, period=P1, run_id="../../etc", marts={"m_area": mart()}, suppression_log=suppression_log(), manifest={})
     assert not settings.public_dir.exists()
+
+
+# --- concurrent readers ------------------------------------------------------------------------------
+
+
+def test_concurrent_readers_see_the_old_or_the_new_release_never_a_mix(settings: Settings) -> None:
+    """Analysts reading while releases alternate: each Parquet mart is whole, and one warehouse query sees
+    every mart and the releases row of the same release."""
+    import threading
+
+    do_publish(settings, "s1_0", scale=1)
+    engine = sa.create_engine(settings.warehouse_url)  # a plain analyst's engine, nothing of ours
+    schema = "marts" if settings.warehouse_url.startswith("postgresql") else None
+    tables = {name: sa.Table(name, sa.MetaData(schema=schema), sa.Column("period"), sa.Column("count")) for name in (*MARTS, "releases")}
+    releases = sa.Table("releases", sa.MetaData(schema=schema), sa.Column("period"), sa.Column("run_id"))
+    one_snapshot = sa.select(
+        *(sa.select(sa.func.max(tables[n].c.count)).where(tables[n].c.period == P1).scalar_subquery() for n in MARTS),
+        sa.select(releases.c.run_id).where(releases.c.period == P1).scalar_subquery(),
+    )
+    base = int(mart(P1)["count"].max())
+    stop, errors, seen = threading.Event(), [], set()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                for name in MARTS:
+                    frame = read_mart(settings, name, P1)
+                    assert len(frame) == 9 and int(frame["count"].max()) in (base, 2 * base)
+                with engine.connect() as conn:
+                    *maxima, run_id = conn.execute(one_snapshot).one()
+                scale = int(run_id.split("_")[0][1:])
+                assert maxima == [scale * base] * len(MARTS), (maxima, run_id)
+                seen.add(run_id)
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(1, 7):
+            do_publish(settings, f"s{1 + i % 2}_{i}", scale=1 + i % 2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        engine.dispose()
+    assert not errors, errors[0]
+    assert len(seen) >= 2, "the readers overlapped several releases"
