@@ -19,7 +19,7 @@ def run(*args: str, data_root: Path) -> subprocess.CompletedProcess[str]:
 
 def test_generate_then_run_publishes_and_reports_locations(tmp_path: Path) -> None:
     extract = tmp_path / "inbox" / "extract.parquet"
-    gen = run("generate", "--period", "2024-03", "--clients", "1500", "--areas", "Exborough,Northton,Little Haven", "--out", str(extract), data_root=tmp_path / "data")
+    gen = run("generate", "--period", "2024-03", "--clients", "3000", "--seed", "7", "--out", str(extract), data_root=tmp_path / "data")
     assert gen.returncode == 0, gen.stderr
     assert extract.exists() and "wrote" in gen.stdout
 

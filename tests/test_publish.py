@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import create_database
+from postgres_server import create_database
 
 from treatment_marts.publish import FAULT_POINTS, PublishError, published_release, publish_release, read_mart
 from treatment_marts.settings import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import PostgresUnavailable, create_database, find_pg_bin
+from postgres_server import PostgresUnavailable, create_database, find_pg_bin
 
 from treatment_marts.warehouse import (
     UnsafeIdentifier,

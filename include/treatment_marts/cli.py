@@ -33,6 +33,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     for module, name in (
         ("treatment_marts.validate", "ValidationFailed"),
         ("treatment_marts.audit", "DisclosureAuditFailed"),
+        ("treatment_marts.suppress", "ProtectionError"),
         ("treatment_marts.publish", "PublishError"),
     ):
         try:

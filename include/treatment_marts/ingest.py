@@ -79,27 +79,27 @@ def _row_list(positions: pd.Index | list[int]) -> str:
     return ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
 
 
-def _read_csv_text(path: Path) -> str:
+def _read_csv_text(path: Path, label: str) -> str:
     raw = path.read_bytes()
     if not raw.strip():
-        raise ExtractError(f"{path.name}: the file is empty")
+        raise ExtractError(f"{label}: the file is empty")
     try:
         return raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is harmless: accept it
     except UnicodeDecodeError as exc:
         raise ExtractError(
-            f"{path.name}: the file is not UTF-8 (invalid byte 0x{raw[exc.start]:02x} at byte {exc.start}); "
+            f"{label}: the file is not UTF-8 (invalid byte 0x{raw[exc.start]:02x} at byte {exc.start}); "
             "it looks like a Windows (cp1252/Latin-1) export. Re-export the extract as UTF-8 CSV."
         ) from None
 
 
-def _read_csv(path: Path, contract: ExtractContract) -> pd.DataFrame:
-    text = _read_csv_text(path)
+def _read_csv(path: Path, label: str) -> pd.DataFrame:
+    text = _read_csv_text(path, label)
     header_line = text.splitlines()[0] if text.splitlines() else ""
     if "," not in header_line:
         for name, delimiter in (("semicolon", ";"), ("tab", "\t"), ("pipe", "|")):
             if delimiter in header_line:
                 raise ExtractError(
-                    f"{path.name}: the header is {name}-delimited; the extract contract expects comma-separated values"
+                    f"{label}: the header is {name}-delimited; the extract contract expects comma-separated values"
                 )
     try:
         frame = pd.read_csv(
@@ -112,19 +112,19 @@ def _read_csv(path: Path, contract: ExtractContract) -> pd.DataFrame:
             engine="c",
         )
     except pd.errors.EmptyDataError:
-        raise ExtractError(f"{path.name}: the file has no header row") from None
+        raise ExtractError(f"{label}: the file has no header row") from None
     except pd.errors.ParserError as exc:
         # pandas names the line; it does not echo field values.
-        raise ExtractError(f"{path.name}: the CSV is malformed or truncated ({exc})") from None
-    _check_duplicate_header(path, list(pd.read_csv(io.StringIO(header_line + "\n"), header=None, dtype=str).iloc[0]))
+        raise ExtractError(f"{label}: the CSV is malformed or truncated ({exc})") from None
+    _check_duplicate_header(label, list(pd.read_csv(io.StringIO(header_line + "\n"), header=None, dtype=str).iloc[0]))
     return frame
 
 
-def _read_xlsx(path: Path) -> pd.DataFrame:
+def _read_xlsx(path: Path, label: str) -> pd.DataFrame:
     try:
         sheets = pd.ExcelFile(path, engine="openpyxl")
     except Exception as exc:  # openpyxl raises several types for corrupt files
-        raise ExtractError(f"{path.name}: not a readable XLSX workbook ({type(exc).__name__})") from None
+        raise ExtractError(f"{label}: not a readable XLSX workbook ({type(exc).__name__})") from None
     names = sheets.sheet_names
     if len(names) == 1:
         sheet = names[0]
@@ -132,34 +132,34 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
         sheet = "extract"
     else:
         raise ExtractError(
-            f"{path.name}: the workbook has {len(names)} sheets and none is named 'extract'; "
+            f"{label}: the workbook has {len(names)} sheets and none is named 'extract'; "
             "put the extract in a single sheet or name its sheet 'extract'"
         )
     frame = sheets.parse(sheet, dtype=str, keep_default_na=False, na_values=[""])
     first_row = sheets.parse(sheet, header=None, nrows=1, dtype=str)
-    _check_duplicate_header(path, [str(c) for c in first_row.iloc[0]] if len(first_row) else [])
+    _check_duplicate_header(label, [str(c) for c in first_row.iloc[0]] if len(first_row) else [])
     return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, label: str) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ExtractError(f"{path.name}: not a readable Parquet file ({type(exc).__name__})") from None
-    _check_duplicate_header(path, table.column_names)
+        raise ExtractError(f"{label}: not a readable Parquet file ({type(exc).__name__})") from None
+    _check_duplicate_header(label, table.column_names)
     return table.to_pandas()
 
 
-def _check_duplicate_header(path: Path, header: list[str]) -> None:
+def _check_duplicate_header(label: str, header: list[str]) -> None:
     seen: set[str] = set()
     dupes = sorted({h for h in header if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
     if dupes:
-        raise ExtractError(f"{path.name}: duplicated column(s) in the header: {', '.join(dupes)}")
+        raise ExtractError(f"{label}: duplicated column(s) in the header: {', '.join(dupes)}")
 
 
-def _check_columns(path: Path, frame: pd.DataFrame, contract: ExtractContract) -> None:
+def _check_columns(label: str, frame: pd.DataFrame, contract: ExtractContract) -> None:
     columns = [str(c) for c in frame.columns]
-    _check_duplicate_header(path, columns)
+    _check_duplicate_header(label, columns)
     missing = [c for c in contract.column_names if c not in columns]
     extra = [c for c in columns if c not in contract.column_names]
     problems = []
@@ -170,10 +170,10 @@ def _check_columns(path: Path, frame: pd.DataFrame, contract: ExtractContract) -
                         + (f" and {len(extra) - 10} more" if len(extra) > 10 else ""))
     if problems:
         raise ExtractError(
-            f"{path.name}: " + "; ".join(problems) + f" (contract {contract.name} v{contract.version}, see docs/extract-spec.md)"
+            f"{label}: " + "; ".join(problems) + f" (contract {contract.name} v{contract.version}, see docs/extract-spec.md)"
         )
     if frame.empty:
-        raise ExtractError(f"{path.name}: the file has a header but no data rows")
+        raise ExtractError(f"{label}: the file has a header but no data rows")
 
 
 # --- typing -------------------------------------------------------------------------------------------
@@ -233,23 +233,27 @@ def type_frame(frame: pd.DataFrame, contract: ExtractContract, source: str) -> p
     return pd.DataFrame(typed)
 
 
-def read_extract(path: Path | str, contract: ExtractContract | None = None) -> pd.DataFrame:
-    """Read a CSV, XLSX or Parquet extract into the typed frame of docs/architecture.md."""
+def read_extract(path: Path | str, contract: ExtractContract | None = None, label: str | None = None) -> pd.DataFrame:
+    """Read a CSV, XLSX or Parquet extract into the typed frame of docs/architecture.md.
+
+    ``label`` is the file name used in messages (the name the provider gave it, not the landed copy's).
+    """
     path = Path(path)
+    label = label or path.name
     contract = contract or load_contract()
     if not path.is_file():
         raise ExtractError(f"extract not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = _read_csv(path, contract)
+        frame = _read_csv(path, label)
     elif suffix == ".xlsx":
-        frame = _read_xlsx(path)
+        frame = _read_xlsx(path, label)
     elif suffix == ".parquet":
-        frame = _read_parquet(path)
+        frame = _read_parquet(path, label)
     else:
-        raise ExtractError(f"{path.name}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
-    _check_columns(path, frame, contract)
-    return type_frame(frame, contract, path.name)
+        raise ExtractError(f"{label}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    _check_columns(label, frame, contract)
+    return type_frame(frame, contract, label)
 
 
 # --- landing ------------------------------------------------------------------------------------------
@@ -287,7 +291,7 @@ def land_extract(settings: Settings, period: str, source_path: Path | str, run_i
     """Land one extract: raw copy first (never lost), then the typed Parquet and its manifest."""
     source_path = Path(source_path)
     raw_path, digest = land_raw(settings, period, source_path)
-    frame = read_extract(raw_path)
+    frame = read_extract(raw_path, label=source_path.name)
     landed_dir = settings.restricted_dir / "landed" / f"period={period}"
     landed_path = landed_dir / f"{source_path.stem}.{digest[:12]}.parquet"
     buffer = pa.BufferOutputStream()

@@ -206,7 +206,7 @@ class _Suppressor:
             for cell in self._repair(r, f"complementary: protects the line totalled by {self.lattice.keys[total]}"):
                 queue.extend(self.lattice.relations_of[cell])
 
-    def widen(self, cell: int, max_depth: int = 8) -> None:
+    def widen(self, cell: int, max_depth: int = 64) -> None:
         """The audit could pin ``cell``: suppress the cheapest eligible cell in the nearest relation around it.
 
         Nearest first: the cell's own relations, then those of the suppressed cells they link to (the
@@ -230,9 +230,16 @@ class _Suppressor:
             visited.update(frontier)
             if not frontier:
                 break
+        if choice is None and last_resort is None:
+            # Everything linked to the cell is suppressed or zero: only a grand total is left to hide.
+            spare = np.flatnonzero(self.grand & ~self.suppressed & (self.lattice.counts > 0))
+            last_resort = int(spare[0]) if len(spare) else None
         choice = choice if choice is not None else last_resort
         if choice is None:
-            raise ProtectionError(f"cell {self.lattice.keys[cell]} cannot be protected")
+            raise ProtectionError(
+                f"cell {self.lattice.keys[cell]} cannot be protected: every linked cell is already suppressed or zero; "
+                "publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
+            )
         self.suppressed[choice] = True
         self.reason.setdefault(choice, f"complementary: widens the protection interval of {self.lattice.keys[cell]}")
         self.close_relations()
