@@ -92,7 +92,7 @@ def test_no_identifier_value_reaches_any_gx_artefact(good: pd.DataFrame, tmp_pat
     bad.loc[bad.index[:3], "date_of_birth"] = pd.Timestamp("1850-01-01")
     report = validate_extract(bad, period=PERIOD, settings=settings, run_id="leak", source="leak.csv")
     assert not report.success
-    needles = ["ZQXLEAK123", "QQ9Z 9", "1850-01-01", "1850"]
+    needles = ["ZQXLEAK123", "QQ9Z 9", "1850-01-01", "18500101", "01/01/1850"]  # whole values: a bare "1850" can occur in a UUID
     texts = {"summary": report.summary_text()}
     with pytest.raises(ValidationFailed) as err:
         report.raise_for_blocking()
