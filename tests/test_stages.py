@@ -125,3 +125,14 @@ def test_bad_extract_publishes_nothing_and_keeps_the_previous_release(
     assert "sex" in str(err.value)
     assert {p: p.read_bytes() for p in settings.public_dir.rglob("*") if p.is_file()} == snapshot
     assert list((settings.raw_dir / f"period={PERIOD}").glob("bad.*.csv")), "the raw file is kept"
+
+
+def test_validation_results_are_recorded_in_the_restricted_warehouse(published: tuple[Settings, dict]) -> None:
+    from treatment_marts.warehouse import read_table, table_names
+
+    settings, _ = published
+    assert "validation_results" not in table_names(settings.warehouse_url)
+    results = read_table(settings.restricted_warehouse_url, "validation_results", restricted=True)
+    mine = results[results["run_id"] == "test_run_1"]
+    assert len(mine) > 90 and mine["success"].all()
+    assert {"expectation", "column_name", "severity", "unexpected_count", "rule"} <= set(mine.columns)

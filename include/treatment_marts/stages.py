@@ -8,6 +8,7 @@ retried task redoes its work from its inputs and overwrites its own outputs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from treatment_marts.recode import recode
 from treatment_marts.settings import Settings
 
 RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+log = logging.getLogger(__name__)
 
 
 class DriftCheckFailed(RuntimeError):
@@ -92,6 +94,35 @@ def accepted_extract(settings: Settings, period: str) -> pd.DataFrame | None:
     return pd.concat([read_landed(p) for p in paths], ignore_index=True)
 
 
+def _record_validation_results(settings: Settings, period: str, run_id: str, reports: list) -> None:
+    """One row per expectation per file in `validation_results` (restricted schema: counts of anomalies can
+    be small numbers of people). Failing runs are recorded too; a warehouse outage only logs a warning,
+    since validation.json and the Data Docs hold the same results."""
+    import sqlalchemy as sa
+
+    from treatment_marts.warehouse import engine_for, replace_rows, schema_for
+
+    rows = [
+        {"run_id": run_id, "period": period, "source": r.source, "expectation": row["type"], "column_name": row["column"],
+         "severity": row["severity"], "success": row["success"], "unexpected_count": row["unexpected_count"],
+         "unexpected_percent": row["unexpected_percent"], "rule": row["rule"],
+         "validated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        for r in reports for row in r.rows
+    ]
+    if not rows:
+        return
+    frame = pd.DataFrame(rows).astype({"unexpected_count": "Int64", "unexpected_percent": "Float64"})
+    url = settings.restricted_warehouse_url
+    engine = engine_for(url, write=True)
+    try:
+        with engine.begin() as conn:
+            replace_rows(conn, "validation_results", frame, schema_for(url, restricted=True), {"run_id": run_id})
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("validation results not recorded in the warehouse (%s); see validation.json", type(exc).__name__)
+    finally:
+        engine.dispose()
+
+
 def validate(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
     """Run the GX suite and the month-over-month checks; raise (nothing downstream runs) on a blocking failure."""
     from treatment_marts.drift import compare_months, flagged, load_validation_policy, previous_period
@@ -119,6 +150,7 @@ def validate(settings: Settings, period: str, run_id: str, landed_paths: list[st
         "month_over_month": [f.to_dict() for f in findings],
     }
     _write_json(run_dir(settings, run_id) / "validation.json", summary)
+    _record_validation_results(settings, period, run_id, reports)
     for report in reports:
         report.raise_for_blocking()
     drift_flags = flagged(findings)
