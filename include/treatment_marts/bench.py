@@ -119,6 +119,30 @@ def bench_pipeline(clients: int, *, workdir: Path, fmt: str = "parquet", seed: i
     }
 
 
+def bench_validation(clients: int, *, workdir: Path, seed: int = 20240101, period: str = "2024-03") -> dict:
+    """GX with the full suite vs the same rules in plain pandas (plain_checks), on one generated month."""
+    from treatment_marts.plain_checks import evaluate, load_suite
+    from treatment_marts.synth import generate_extract
+    from treatment_marts.validate import suite_parameters, suite_path, validate_extract, with_derived_columns
+
+    frame = generate_extract(period, clients=clients, seed=seed)
+    settings = Settings.from_env(data_root=workdir / "data")
+    results: list[StageMeasure] = []
+    with measure("GX suite (validate_extract)", results, len(frame)):
+        validate_extract(frame, period=period, settings=settings, run_id="bench", source="bench")
+    with measure("same rules, plain pandas", results, len(frame)):
+        evaluate(with_derived_columns(frame), load_suite(suite_path(settings)), suite_parameters(period))
+    gx_run, plain = results
+    return {
+        "rows": len(frame),
+        "gx_seconds": gx_run.seconds,
+        "plain_seconds": plain.seconds,
+        "gx_rows_per_second": round(len(frame) / gx_run.seconds),
+        "ratio": round(gx_run.seconds / plain.seconds, 1) if plain.seconds else None,
+        "stages": [asdict(r) for r in results],
+    }
+
+
 def bench_scaling(client_sizes: list[int], *, fmt: str = "parquet") -> list[dict]:
     out = []
     for clients in client_sizes:
@@ -141,7 +165,16 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(clients: list[int], fmt: str, json_out: Path | None) -> int:
+def main(clients: list[int], fmt: str, json_out: Path | None, validation_clients: int | None = None) -> int:
+    if validation_clients:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+            figures = bench_validation(validation_clients, workdir=Path(tmp))
+        print(f"validation of {figures['rows']:,} rows: GX {figures['gx_seconds']:.1f} s "
+              f"({figures['gx_rows_per_second']:,} rows/s), plain pandas {figures['plain_seconds']:.1f} s: "
+              f"GX/plain = {figures['ratio']}x")
+        if json_out:
+            json_out.write_text(json.dumps(figures, indent=2))
+        return 0
     results = bench_scaling(clients, fmt=fmt)
     print(render(results))
     if json_out:

@@ -119,7 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from treatment_marts.bench import main as bench_main
 
     sizes = [int(x) for x in args.clients.split(",")]
-    return bench_main(sizes, args.format, Path(args.json) if args.json else None)
+    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation)
 
 
 def cmd_where(args: argparse.Namespace) -> int:
@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", default="3000,30000,300000", help="comma-separated sizes (adults in treatment)")
     bench.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     bench.add_argument("--json", help="also write the figures as JSON here")
+    bench.add_argument("--validation", type=int, metavar="CLIENTS",
+                       help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")

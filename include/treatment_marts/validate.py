@@ -99,6 +99,12 @@ def with_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def suite_parameters(period: str) -> dict:
+    """Values of the suite's `$PARAMETER`s for a period (end of the month as a datetime bound)."""
+    period_end = (pd.Timestamp(f"{period}-01") + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%dT23:59:59")
+    return {"period_end": period_end, "period_values": [period]}
+
+
 def _context(settings: Settings):
     settings.gx_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     context = gx.get_context(mode="file", project_root_dir=settings.gx_dir)
@@ -158,11 +164,10 @@ def validate_extract(frame: pd.DataFrame, *, period: str, settings: Settings, ru
             result_format=RESULT_FORMAT,
         )
     )
-    period_end = (pd.Timestamp(f"{period}-01") + pd.offsets.MonthEnd(0)).strftime("%Y-%m-%dT23:59:59")
     batch_frame = with_derived_columns(frame)
     outcome = checkpoint.run(
         batch_parameters={"dataframe": batch_frame},
-        expectation_parameters={"period_end": period_end, "period_values": [period]},
+        expectation_parameters=suite_parameters(period),
         run_id=gx.RunIdentifier(run_name=f"{run_id}-{Path(source).stem}"[:200]),
     )
     result = next(iter(outcome.run_results.values()))
