@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     purge.set_defaults(func=cmd_purge)
 
     bench = sub.add_parser("bench", help="benchmark the pipeline: per-stage time and peak memory, baseline, scaling")
-    bench.add_argument("--clients", default="3000,30000,300000", help="comma-separated sizes (adults in treatment)")
+    bench.add_argument("--clients", default="30000,100000,300000", help="comma-separated sizes (adults in treatment)")
     bench.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     bench.add_argument("--json", help="also write the figures as JSON here")
     bench.add_argument("--validation", type=int, metavar="CLIENTS",
