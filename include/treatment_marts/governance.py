@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from treatment_marts.files import write_private
 from treatment_marts.settings import Settings
 
 _STYLE = """
@@ -77,9 +77,5 @@ def write_ig_report(settings: Settings, *, period: str, run_id: str, staged_dir:
     info_loss = pd.read_parquet(staged_dir / "information_loss.parquet")
     audit = pd.read_parquet(staged_dir / "audit_intervals.parquet")
     target = report_path(settings, period, run_id)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render_ig_report(manifest, log, info_loss, audit), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, target)
+    write_private(target, render_ig_report(manifest, log, info_loss, audit).encode("utf-8"))
     return target

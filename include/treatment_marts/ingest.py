@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from treatment_marts import __version__
 from treatment_marts.contract import Column, ExtractContract, load_contract
+from treatment_marts.files import write_private
 from treatment_marts.settings import Settings
 
 SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".parquet")
@@ -259,16 +260,6 @@ def read_extract(path: Path | str, contract: ExtractContract | None = None, labe
 # --- landing ------------------------------------------------------------------------------------------
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write atomically with owner-only permissions (restricted zone)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-
-
 def land_raw(settings: Settings, period: str, source_path: Path) -> tuple[Path, str]:
     """Copy the file as received into raw/period=YYYY-MM/, named by content hash; idempotent."""
     check_period(period)
@@ -296,7 +287,7 @@ def land_extract(settings: Settings, period: str, source_path: Path | str, run_i
     landed_path = landed_dir / f"{source_path.stem}.{digest[:12]}.parquet"
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
-    _write_private(landed_path, buffer.getvalue().to_pybytes())
+    write_private(landed_path, buffer.getvalue().to_pybytes())
     manifest = {
         "source": source_path.name,
         "period": period,
@@ -310,7 +301,7 @@ def land_extract(settings: Settings, period: str, source_path: Path | str, run_i
         "run_id": run_id,
         "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    _write_private(landed_path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2).encode())
+    write_private(landed_path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2).encode())
     return LandedExtract(
         source=source_path.name,
         period=period,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 
 from treatment_marts import __version__
 from treatment_marts.config import load_areas, load_rules, ruleset_hash
+from treatment_marts.files import write_private
 from treatment_marts.ingest import (
     ExtractError,
     check_period,
@@ -55,11 +55,7 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
 
 
 # --- land ---------------------------------------------------------------------------------------------
