@@ -67,7 +67,9 @@ def monthly_treatment_pipeline():
 
         settings = _settings(get_current_context()["params"])
         result = stages.validate(settings, landed["period"], landed["run_id"], landed["landed_paths"])
-        return {**landed, "data_docs": result["data_docs"]}
+        # Protection reads the accepted rows: the landed files, minus any quarantined rows.
+        return {**landed, "landed_paths": result["accepted_paths"], "data_docs": result["data_docs"],
+                "quarantined_rows": result["quarantined_rows"]}
 
     @task
     def protect(validated: dict) -> dict:

@@ -32,6 +32,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConfigError, ExtractError, MartBuildError, RecodeError, DriftCheckFailed]
     for module, name in (
         ("treatment_marts.validate", "ValidationFailed"),
+        ("treatment_marts.quarantine", "QuarantineCeilingExceeded"),
         ("treatment_marts.audit", "DisclosureAuditFailed"),
         ("treatment_marts.suppress", "ProtectionError"),
         ("treatment_marts.publish", "PublishError"),
@@ -83,23 +84,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from treatment_marts.ingest import land_extract, read_landed
-    from treatment_marts.stages import new_run_id
-    from treatment_marts.validate import validate_extract
+    """Land and validate without accepting or publishing: the same checks and quarantine as a run."""
+    from treatment_marts import stages
+    from treatment_marts.validate import ValidationFailed
 
     settings = _settings(args)
-    run_id = args.run_id or new_run_id()
-    failed = False
-    from treatment_marts.ingest import discover_extracts
-
-    for path in discover_extracts(args.extract):
-        landed = land_extract(settings, args.period, path, run_id)
-        report = validate_extract(read_landed(landed.landed_path), period=args.period, settings=settings, run_id=run_id, source=path.name)
-        print(report.summary_text())
-        if report.data_docs_index:
-            print(f"GX Data Docs: {report.data_docs_index}")
-        failed = failed or bool(report.blocking_failures())
-    return 1 if failed else 0
+    run_id = stages.safe_run_id(args.run_id or stages.new_run_id())
+    landed = stages.land(settings, args.period, args.extract, run_id)
+    try:
+        result = stages.validate(settings, args.period, run_id, [i["landed_path"] for i in landed["landed"]],
+                                 accept=False, echo=print)
+    except ValidationFailed as failed:  # its summary was printed above, with every other file's
+        if failed.report.data_docs_index:
+            print(f"GX Data Docs: {failed.report.data_docs_index}")
+        print("validation failed: blocking expectation(s) above; nothing was accepted", file=sys.stderr)
+        return 1
+    for docs in result["data_docs"]:
+        if docs:
+            print(f"GX Data Docs: {docs}")
+    return 0
 
 
 def cmd_purge(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from treatment_marts.config import RulesConfig, _validated
+from treatment_marts.quarantine import QuarantineRules
 from treatment_marts.recode import substance_group
 
 Status = Literal["pass", "flag", "no_baseline"]
@@ -32,8 +33,9 @@ class MonthOverMonthRules(BaseModel):
 
 
 class ValidationPolicy(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     month_over_month: MonthOverMonthRules
+    quarantine: QuarantineRules = QuarantineRules()
 
 
 def load_validation_policy(config_dir: Path) -> ValidationPolicy:

@@ -119,47 +119,99 @@ def _record_validation_results(settings: Settings, period: str, run_id: str, rep
         engine.dispose()
 
 
-def validate(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
-    """Run the GX suite and the month-over-month checks; raise (nothing downstream runs) on a blocking failure."""
+def _quarantine_dir(settings: Settings, period: str, run_id: str) -> Path:
+    return settings.quarantine_dir / f"period={period}" / f"run_id={run_id}"
+
+
+def _set_aside(settings: Settings, period: str, run_id: str, frame: pd.DataFrame, source: str, policy) -> tuple[pd.DataFrame, Any, str]:
+    """Quarantine the rows breaking blocking row-level rules; return (accepted rows, outcome, accepted path)."""
+    import io
+
+    from treatment_marts.plain_checks import evaluate, load_suite
+    from treatment_marts.quarantine import split, write_quarantine
+    from treatment_marts.validate import suite_parameters, suite_path, with_derived_columns
+
+    results = evaluate(with_derived_columns(frame), load_suite(suite_path(settings)), suite_parameters(period))
+    accepted, quarantined, outcome = split(frame, results, source=source, rules=policy)
+    outcome.path = write_quarantine(quarantined, _quarantine_dir(settings, period, run_id), source)
+    buffer = io.BytesIO()
+    accepted.reset_index(drop=True).to_parquet(buffer, index=False)
+    accepted_path = run_dir(settings, run_id) / "accepted" / source
+    write_private(accepted_path, buffer.getvalue())
+    return accepted.reset_index(drop=True), outcome, str(accepted_path)
+
+
+def validate(settings: Settings, period: str, run_id: str, landed_paths: list[str], *, accept: bool = True,
+             echo=None) -> dict[str, Any]:
+    """Run the GX suite, quarantine (when configured) and the month-over-month checks.
+
+    Raises (nothing downstream runs) on a blocking failure, after writing validation.json and the
+    `validation_results` rows, so the engineer sees every file's outcome, not just the first failure.
+    ``accept=False`` (the `validate` command) checks without making the period's extract the accepted one.
+    """
     from treatment_marts.drift import compare_months, flagged, load_validation_policy, previous_period
+    from treatment_marts.quarantine import QuarantineCeilingExceeded
     from treatment_marts.validate import validate_extract  # GX import is slow: only when validating
 
+    say = echo or (lambda line: None)
     run_id = safe_run_id(run_id)
-    reports = []
-    frames = []
+    policy = load_validation_policy(settings.config_dir)
+    reports, frames, accepted_paths, outcomes, refusals = [], [], [], [], []
     for landed_path in landed_paths:
         frame = read_landed(landed_path)
+        source = Path(landed_path).name
+        report = validate_extract(frame, period=period, settings=settings, run_id=run_id, source=source)
+        accepted_path = str(landed_path)
+        if policy.quarantine.enabled and report.blocking_failures():
+            try:
+                frame, outcome, accepted_path = _set_aside(settings, period, run_id, frame, source, policy.quarantine)
+            except QuarantineCeilingExceeded as exc:
+                refusals.append(exc)
+            else:
+                report.absorb_quarantined(set(outcome.by_rule))
+                outcomes.append(outcome)
+                log.warning("%s", outcome.summary_text())
+                say(outcome.summary_text())
+        say(report.summary_text())
+        reports.append(report)
         frames.append(frame)
-        reports.append(
-            validate_extract(frame, period=period, settings=settings, run_id=run_id, source=Path(landed_path).name)
-        )
-    policy = load_validation_policy(settings.config_dir).month_over_month
+        accepted_paths.append(accepted_path)
     findings = compare_months(
         pd.concat(frames, ignore_index=True),
         accepted_extract(settings, previous_period(period)),
-        policy,
+        policy.month_over_month,
         load_rules(settings.config_dir),
         period,
     )
+    for finding in findings:
+        if finding.status != "pass":
+            say(f"month-over-month [{finding.status}] {finding.message}")
     summary = {
         "expectations": [{"source": r.source, "success": r.success, "results": r.rows} for r in reports],
+        "quarantine": [o.to_dict() for o in outcomes],
         "month_over_month": [f.to_dict() for f in findings],
     }
     _write_json(run_dir(settings, run_id) / "validation.json", summary)
     _record_validation_results(settings, period, run_id, reports)
+    for refusal in refusals:
+        raise refusal
     for report in reports:
         report.raise_for_blocking()
     drift_flags = flagged(findings)
-    if drift_flags and policy.severity == "blocking":
+    if drift_flags and policy.month_over_month.severity == "blocking":
         raise DriftCheckFailed(
             f"{len(drift_flags)} month-over-month check(s) failed for {period}:\n  " + "\n  ".join(f.message for f in drift_flags)
         )
-    _write_json(_current_pointer(settings, period), {"run_id": run_id, "landed_paths": list(landed_paths)})
+    if accept:
+        _write_json(_current_pointer(settings, period), {"run_id": run_id, "landed_paths": accepted_paths})
     return {
         "period": period,
         "run_id": run_id,
+        "accepted_paths": accepted_paths,
         "data_docs": [str(r.data_docs_index) if r.data_docs_index else None for r in reports],
-        "warnings": sum(1 for r in reports for row in r.rows if not row["success"]),
+        "warnings": sum(len(r.warnings()) for r in reports),
+        "quarantined_rows": sum(o.rows_quarantined for o in outcomes),
+        "quarantine": [o.to_dict() for o in outcomes],
         "month_over_month": [f.message for f in findings if f.status != "pass"],
     }
 
@@ -320,6 +372,6 @@ def run_period(settings: Settings, period: str, extract_paths: list[str | Path] 
     landed = land(settings, period, extract_paths, run_id)
     landed_paths = [item["landed_path"] for item in landed["landed"]]
     validated = validate(settings, period, run_id, landed_paths)
-    protected = protect(settings, period, run_id, landed_paths)
+    protected = protect(settings, period, run_id, validated["accepted_paths"])
     published = publish(settings, period, run_id, protected["staged_dir"])
     return {"land": landed, "validate": validated, "protect": protected, "publish": published}
