@@ -206,8 +206,12 @@ class _Suppressor:
             for cell in self._repair(r, f"complementary: protects the line totalled by {self.lattice.keys[total]}"):
                 queue.extend(self.lattice.relations_of[cell])
 
-    def widen(self, cell: int, max_depth: int = 64) -> None:
+    def widen(self, cell: int, max_depth: int = 64) -> bool:
         """The audit could pin ``cell``: suppress the cheapest eligible cell in the nearest relation around it.
+
+        Returns False when nothing is left to suppress around it: cells exposed in the same audit round are
+        widened one after another, and an earlier widening may already have protected this one, so only the
+        next audit can tell whether it is really stuck.
 
         Nearest first: the cell's own relations, then those of the suppressed cells they link to (the
         attacker's equations chain through them), so protection spreads only as far as it must.
@@ -236,13 +240,11 @@ class _Suppressor:
             last_resort = int(spare[0]) if len(spare) else None
         choice = choice if choice is not None else last_resort
         if choice is None:
-            raise ProtectionError(
-                f"cell {self.lattice.keys[cell]} cannot be protected: every linked cell is already suppressed or zero; "
-                "publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
-            )
+            return False
         self.suppressed[choice] = True
         self.reason.setdefault(choice, f"complementary: widens the protection interval of {self.lattice.keys[cell]}")
         self.close_relations()
+        return True
 
 
 def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", max_rounds: int = 200) -> ProtectionResult:
@@ -263,8 +265,12 @@ def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", m
         exposed = intervals[intervals["disclosed"]]
         if exposed.empty:
             break
-        for key in sorted(set(exposed["key"])):
-            suppressor.widen(index[key])
+        stuck = [key for key in sorted(set(exposed["key"])) if not suppressor.widen(index[key])]
+        if len(stuck) == len(set(exposed["key"])):
+            raise ProtectionError(
+                f"cell {stuck[0]} cannot be protected: every linked cell is already suppressed or zero; "
+                "publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
+            )
     else:
         raise ProtectionError(f"no safe suppression pattern found in {max_rounds} rounds")
     protected = _apply(tables, lattice, suppressor.suppressed)
