@@ -136,3 +136,20 @@ def test_validation_results_are_recorded_in_the_restricted_warehouse(published: 
     mine = results[results["run_id"] == "test_run_1"]
     assert len(mine) > 90 and mine["success"].all()
     assert {"expectation", "column_name", "severity", "unexpected_count", "rule"} <= set(mine.columns)
+
+
+def test_a_revised_release_keeps_every_cell_the_earlier_release_suppressed(tmp_path: Path) -> None:
+    """Across releases: re-publishing a period after a correction cannot be differenced against the first."""
+    from treatment_marts.stages import suppressed_in_current_release
+
+    settings = Settings.from_env(data_root=tmp_path / "data")
+    frame = generate_extract(PERIOD, clients=2000, seed=3)
+    run_period(settings, PERIOD, write_extract(frame, tmp_path / "v1.csv"), run_id="release_v1")
+    first = suppressed_in_current_release(settings, PERIOD)
+    assert first
+    corrected = frame.iloc[: len(frame) - 40]  # the provider resends the month with 40 episodes withdrawn
+    revised = run_period(settings, PERIOD, write_extract(corrected, tmp_path / "v2.csv"), run_id="release_v2")
+    second = suppressed_in_current_release(settings, PERIOD)
+    assert first <= second
+    log = pd.read_parquet(revised["publish"]["suppression_log"])
+    assert log.loc[log["key"].isin(first - set(log.loc[log["suppression"] == "primary", "key"])), "rule"].str.startswith("carried forward").any()

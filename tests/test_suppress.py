@@ -141,3 +141,53 @@ def test_property_protected_tables_pass_the_independent_audit(n_a: int, n_b: int
         assert not after.frame.loc[kept, "count"].between(1, 3).any()  # no small count published
     intervals = attack_intervals(result.tables, k=3)
     assert not intervals["disclosed"].any()
+
+
+def test_attack_percentage_column_reveals_nothing_the_counts_do_not() -> None:
+    """Seed 000 published 4% of a base of 73-93 (3 people): a percentage with a known base is a count."""
+    from treatment_marts.marts.rates import add_percentages
+
+    table = cube("t", {"area": ["A", "B", "C"], "sex": ["M", "F", "U"]}, np.array([[2, 40, 9], [30, 50, 1], [20, 25, 7]]))
+    protected = protect([table], k=3).tables[0]
+    frame = add_percentages(protected.frame, ["area", "sex"], percent_of="sex")
+    hidden = frame["count"].isna()
+    assert hidden.any() and frame.loc[hidden, "percent"].isna().all(), "a suppressed count never gets a percentage"
+    base = frame[frame["sex"] == TOTAL].set_index("area")["count"]
+    shown = frame[frame["percent"].notna()]
+    assert base.reindex(shown["area"]).notna().all(), "a percentage is only shown over a published base"
+    # The attacker's recovery (percent x base) gives back only counts that are published anyway.
+    recovered = (shown["percent"] * base.reindex(shown["area"]).to_numpy() / 100).round()
+    assert (recovered.to_numpy() == shown["count"].to_numpy()).all()
+
+
+def _months_by_sex(counts: np.ndarray) -> MartTable:
+    """Months as a dimension whose Total is the year to date: YTD = sum of the months."""
+    return cube("ytd", {"month": ["2024-01", "2024-02", "2024-03"], "sex": ["M", "F"]}, counts)
+
+
+def test_attack_month_versus_year_to_date_differencing() -> None:
+    counts = np.array([[40, 2], [35, 30], [38, 27]])  # month 1 has 2 women: primary
+    # Naive: each month protected on its own, the year to date on its own, all published.
+    months = [protect([cube("m", {"sex": ["M", "F"]}, counts[i])], k=3).tables[0] for i in range(3)]
+    ytd = protect([cube("y", {"sex": ["M", "F"]}, counts.sum(axis=0))], k=3).tables[0]
+    rows = []
+    for label, table in [*zip(["2024-01", "2024-02", "2024-03"], months), (TOTAL, ytd)]:
+        rows.append(table.frame.assign(month=label))
+    naive = MartTable("ytd", ("month", "sex"), pd.concat(rows, ignore_index=True)[["period", "month", "sex", "count", "status"]])
+    assert not audit([naive], k=3).passed, "YTD minus the other months recovers January's suppressed cells"
+    # Policy: a period set is protected together, the YTD being the Total over months.
+    result = protect([_months_by_sex(counts)], k=3)
+    assert audit(result.tables, k=3).passed
+
+
+def test_cells_suppressed_in_an_earlier_release_stay_suppressed() -> None:
+    from treatment_marts.suppress import CARRIED_RULE
+
+    first = cube("t", {"area": ["A", "B", "C"], "sex": ["M", "F"]}, np.array([[2, 40], [30, 50], [20, 25]]))
+    earlier = protect([first], k=3)
+    revised = cube("t", {"area": ["A", "B", "C"], "sex": ["M", "F"]}, np.array([[5, 40], [30, 50], [20, 25]]))  # corrected
+    result = protect([revised], k=3, carried=set(earlier.log["key"]))
+    assert set(earlier.log["key"]) <= set(result.log["key"])
+    assert CARRIED_RULE in set(result.log["rule"])
+    assert audit(result.tables, k=3).passed
+    assert protect([revised], k=3).log.empty, "without the earlier release nothing needed hiding"

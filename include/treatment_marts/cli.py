@@ -121,6 +121,17 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from treatment_marts.bench import main as bench_main
 
+    if args.optimal_gap:
+        from treatment_marts.optimal import gap_on_random_tables, summarise_gap
+
+        gaps = gap_on_random_tables(args.optimal_gap, shape=(3, 4))
+        print(gaps.to_string(index=False))
+        summary = summarise_gap(gaps)
+        print(f"secondary suppression on {summary['tables']} random 3x4 tables: suppressor loss {summary['suppressor_loss']} "
+              f"vs optimal {summary['optimal_loss']} (sum of suppressed values): gap {summary['gap_percent']}%, "
+              f"{summary['tables_at_optimum']} table(s) at the optimum")
+        return 0
+
     sizes = [int(x) for x in args.clients.split(",")]
     return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation)
 
@@ -191,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", default="30000,100000,300000", help="comma-separated sizes (adults in treatment)")
     bench.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     bench.add_argument("--json", help="also write the figures as JSON here")
+    bench.add_argument("--optimal-gap", type=int, metavar="TABLES",
+                       help="instead: the suppressor's information loss beside the exact optimum on TABLES random small tables")
     bench.add_argument("--validation", type=int, metavar="CLIENTS",
                        help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
     bench.set_defaults(func=cmd_bench)

@@ -232,6 +232,18 @@ def _combined_extract(landed_paths: list[str]) -> pd.DataFrame:
     return combined
 
 
+def suppressed_in_current_release(settings: Settings, period: str) -> set[str]:
+    """Canonical keys of the cells suppressed in the period's current release (empty if none).
+
+    Policy across releases (docs/disclosure.md): a revision of a period keeps every cell the earlier
+    release suppressed, so the two releases cannot be differenced to expose a hidden value.
+    """
+    path = settings.restricted_dir / "suppression_log" / f"period={period}" / "suppression_log.parquet"
+    if not path.exists():
+        return set()
+    return set(pd.read_parquet(path, columns=["key"])["key"].dropna().astype(str))
+
+
 def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
     """Recode, build every mart, suppress (primary + secondary) and audit; stage the release in the restricted zone."""
     from treatment_marts.audit import DisclosureAuditFailed, audit
@@ -250,6 +262,7 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     marts_dir = staged / "marts"
     marts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
+    carried = suppressed_in_current_release(settings, period)
     logs, losses, intervals, mart_names = [], [], [], []
     for population, definitions in marts_config.by_population().items():
         clients = select_population(recoded.frame, population, period)
@@ -257,7 +270,7 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
             MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
             for d in definitions
         ]
-        protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros)
+        protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, carried=carried)
         result = audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log)
         intervals.append(result.intervals)
         if not result.passed:

@@ -18,7 +18,7 @@ fixed by further suppression until it finds none.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -174,6 +174,23 @@ class _Suppressor:
         chosen = preferred if len(preferred) else eligible
         return chosen[np.argsort(self.position[chosen])]
 
+    def _opens(self, cell: int, r: int) -> int:
+        """How many other relations of ``cell`` would hold a lone suppressed cell if it were suppressed."""
+        count = 0
+        for other in self.lattice.relations_of[cell]:
+            if other == r:
+                continue
+            total, members = self.lattice.relations[other]
+            if not self.suppressed[members].any() and not self.suppressed[total]:
+                count += 1
+        return count
+
+    def _closing(self, candidates: np.ndarray, r: int) -> list[int]:
+        """Candidates that close the pattern first (a cell whose other lines already hold a suppressed cell
+        completes a rectangle instead of opening new lines to protect, as in the hypercube method), then the
+        usual preference order; keeps the result deterministic."""
+        return sorted((int(c) for c in candidates), key=lambda c: (self._opens(c, r), self.position[c]))
+
     def _repair(self, r: int, why: str) -> list[int]:
         """Suppress the cheapest cells that make relation r safe; returns the cells added."""
         added: list[int] = []
@@ -185,9 +202,9 @@ class _Suppressor:
             sup_members = members[self.suppressed[members]]
             held = int(self.lattice.counts[sup_members].sum())
             needed = self.k + 1 + len(sup_members) * self.lower - held
-            choice = candidates[0]
+            choice = self._closing(candidates, r)[0]
             if not self.suppressed[total] and len(sup_members) >= 1:
-                inner = [c for c in candidates if c != total]
+                inner = [c for c in self._closing(candidates, r) if c != total]
                 enough = [c for c in inner if self.lattice.counts[c] >= needed]
                 choice = enough[0] if enough else (max(inner, key=lambda c: self.lattice.counts[c]) if inner else total)
             self.suppressed[choice] = True
@@ -247,14 +264,29 @@ class _Suppressor:
         return True
 
 
-def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", max_rounds: int = 200) -> ProtectionResult:
-    """Suppress cells of linked tables so no suppressed value is recoverable (checked by the audit)."""
+CARRIED_RULE = "carried forward: suppressed in an earlier release of this period"
+
+
+def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", max_rounds: int = 200,
+            carried: Collection[str] = ()) -> ProtectionResult:
+    """Suppress cells of linked tables so no suppressed value is recoverable (checked by the audit).
+
+    ``carried``: canonical keys suppressed in an earlier release of the same period (a revision). They stay
+    suppressed, so differencing a revised release against the earlier one cannot expose a hidden cell.
+    Keys not in these tables (another population, a changed rule set) are ignored.
+    """
     from treatment_marts.audit import AttackModel  # the attacker's LP, derived independently of this module
 
     if not tables:
         return ProtectionResult([], _empty_log(), _loss([], _empty_log()))
     lattice = _build_lattice(tables)
     suppressor = _Suppressor(lattice, k, zeros)
+    if carried:
+        wanted = set(carried)
+        for cell in (i for i, key in enumerate(lattice.keys) if key in wanted):
+            if not suppressor.suppressed[cell]:
+                suppressor.suppressed[cell] = True
+                suppressor.reason[cell] = CARRIED_RULE
     suppressor.close_relations()
     attacker = AttackModel(tables)
     index = {key: i for i, key in enumerate(lattice.keys)}
