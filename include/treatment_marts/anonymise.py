@@ -176,22 +176,33 @@ def _local_suppression(codes: np.ndarray, multipliers: np.ndarray, k: int, max_s
 # --- the independent checker --------------------------------------------------------------------------
 
 
-def wildcard_group_sizes(frame: pd.DataFrame, qis: list[str], suppressed_value: str, *, chunk: int = 256) -> pd.Series:
+def wildcard_group_sizes(frame: pd.DataFrame, qis: list[str], suppressed_value: str, *, chunk: int = 1024) -> pd.Series:
     """For each record, the number of records it cannot be told apart from: those equal to it on every
     quasi-identifier where neither holds ``suppressed_value`` (a wildcard). Independent of the suppressor:
-    it compares every pair of distinct records directly, on the published values."""
+    it works on the published values, comparing every pair of distinct records of which one holds a
+    wildcard (two records without one are compatible only when equal)."""
     if frame.empty:
         return pd.Series(dtype="int64", index=frame.index)
     values = frame[qis].astype("object").where(frame[qis].notna(), "\x00null")
     distinct = values.value_counts(dropna=False, sort=False).reset_index(name="n")
-    table = np.column_stack([pd.factorize(distinct[c])[0] for c in qis]) if len(distinct) else np.empty((0, len(qis)))
+    table = np.column_stack([pd.factorize(distinct[c])[0].astype(np.int32) for c in qis])
     wildcard = (distinct[qis] == suppressed_value).to_numpy()
-    weights = distinct["n"].to_numpy()
-    sizes = np.empty(len(distinct), dtype=np.int64)
-    for start in range(0, len(distinct), chunk):
-        block, block_wild = table[start : start + chunk, None, :], wildcard[start : start + chunk, None, :]
-        compatible = ((block == table[None, :, :]) | block_wild | wildcard[None, :, :]).all(axis=2)
-        sizes[start : start + chunk] = compatible.astype(np.int64) @ weights
+    weights = distinct["n"].to_numpy().astype(np.float64)
+    # Two records without a wildcard are compatible only when equal, so each fully specified distinct
+    # record starts from its own count; pairs involving a record with a wildcard are compared directly.
+    with_wildcard = np.flatnonzero(wildcard.any(axis=1))
+    others = ~wildcard.any(axis=1)
+    sizes = distinct["n"].to_numpy().astype(np.int64)
+    sizes[with_wildcard] = 0
+    for start in range(0, len(with_wildcard), chunk):
+        rows = with_wildcard[start : start + chunk]
+        compatible = np.ones((len(rows), len(table)), dtype=bool)
+        for c in range(len(qis)):
+            compatible &= (table[rows, c, None] == table[None, :, c]) | wildcard[rows, c, None] | wildcard[None, :, c]
+        as_float = compatible.astype(np.float64)  # BLAS products; exact for counts below 2**53
+        sizes[rows] = np.rint(as_float @ weights).astype(np.int64)  # wildcard rows against everyone (themselves too)
+        # and every fully specified record gains the wildcard records compatible with it
+        sizes[others] += np.rint(weights[rows] @ as_float[:, others]).astype(np.int64)
     lookup = pd.Series(sizes, index=pd.MultiIndex.from_frame(distinct[qis]))
     return pd.Series(lookup.reindex(pd.MultiIndex.from_frame(values)).to_numpy(), index=frame.index, dtype="int64")
 
