@@ -70,7 +70,7 @@ def random_frames(draw: st.DrawFn) -> tuple[pd.DataFrame, list[str]]:
 # --- properties on random frames ----------------------------------------------------------------------
 
 
-@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_frames(), st.integers(1, 4))
 def test_random_frames_become_k_anonymous_without_losing_records(case: tuple[pd.DataFrame, list[str]], k: int) -> None:
     frame, qis = case
@@ -93,7 +93,7 @@ def test_random_frames_become_k_anonymous_without_losing_records(case: tuple[pd.
     pd.testing.assert_frame_equal(got, expected.sort_values("payload").reset_index(drop=True), check_dtype=False)
 
 
-@hyp_settings(max_examples=150, deadline=None)
+@hyp_settings(max_examples=80, deadline=None)
 @given(random_frames(), st.lists(st.booleans(), min_size=200, max_size=200))
 def test_checker_agrees_with_the_definition(case: tuple[pd.DataFrame, list[str]], masks: list[bool]) -> None:
     frame, qis = case
