@@ -28,7 +28,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -176,23 +176,42 @@ def _local_suppression(codes: np.ndarray, multipliers: np.ndarray, k: int, max_s
 # --- the independent checker --------------------------------------------------------------------------
 
 
-def wildcard_group_sizes(frame: pd.DataFrame, qis: list[str], suppressed_value: str, *, chunk: int = 1024) -> pd.Series:
+PAIRWISE_LIMIT = 100_000_000  # pairs of distinct records above which the checker joins by wildcard pattern
+
+
+def wildcard_group_sizes(
+    frame: pd.DataFrame, qis: list[str], suppressed_value: str, *, method: Literal["auto", "pairwise", "patterns"] = "auto"
+) -> pd.Series:
     """For each record, the number of records it cannot be told apart from: those equal to it on every
-    quasi-identifier where neither holds ``suppressed_value`` (a wildcard). Independent of the suppressor:
-    it works on the published values, comparing every pair of distinct records of which one holds a
-    wildcard (two records without one are compatible only when equal)."""
+    quasi-identifier where neither holds ``suppressed_value`` (a wildcard).
+
+    Independent of the suppressor: it works on the published string values, one row per distinct record.
+    ``pairwise`` compares every distinct record holding a wildcard with every distinct record (two
+    records without one are compatible only when equal); ``patterns`` merges, for every pair of wildcard
+    patterns, the distinct records on the columns neither pattern hides (for heavily suppressed files,
+    where pairwise is quadratic). ``auto`` picks pairwise unless it would compare over PAIRWISE_LIMIT pairs."""
     if frame.empty:
         return pd.Series(dtype="int64", index=frame.index)
     values = frame[qis].astype("object").where(frame[qis].notna(), "\x00null")
     distinct = values.value_counts(dropna=False, sort=False).reset_index(name="n")
-    table = np.column_stack([pd.factorize(distinct[c])[0].astype(np.int32) for c in qis])
     wildcard = (distinct[qis] == suppressed_value).to_numpy()
+    has_wildcard = wildcard.any(axis=1)
+    if method == "auto":
+        method = "pairwise" if int(has_wildcard.sum()) * len(distinct) <= PAIRWISE_LIMIT else "patterns"
+    if method == "pairwise":
+        sizes = _pairwise_sizes(distinct, qis, wildcard)
+    else:
+        sizes = _pattern_sizes(distinct, qis, wildcard)
+    lookup = pd.Series(sizes, index=pd.MultiIndex.from_frame(distinct[qis]))
+    return pd.Series(lookup.reindex(pd.MultiIndex.from_frame(values)).to_numpy(), index=frame.index, dtype="int64")
+
+
+def _pairwise_sizes(distinct: pd.DataFrame, qis: list[str], wildcard: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    table = np.column_stack([pd.factorize(distinct[c])[0].astype(np.int32) for c in qis])
     weights = distinct["n"].to_numpy().astype(np.float64)
-    # Two records without a wildcard are compatible only when equal, so each fully specified distinct
-    # record starts from its own count; pairs involving a record with a wildcard are compared directly.
     with_wildcard = np.flatnonzero(wildcard.any(axis=1))
     others = ~wildcard.any(axis=1)
-    sizes = distinct["n"].to_numpy().astype(np.int64)
+    sizes = distinct["n"].to_numpy().astype(np.int64)  # a record without wildcards matches its equals
     sizes[with_wildcard] = 0
     for start in range(0, len(with_wildcard), chunk):
         rows = with_wildcard[start : start + chunk]
@@ -201,10 +220,25 @@ def wildcard_group_sizes(frame: pd.DataFrame, qis: list[str], suppressed_value: 
             compatible &= (table[rows, c, None] == table[None, :, c]) | wildcard[rows, c, None] | wildcard[None, :, c]
         as_float = compatible.astype(np.float64)  # BLAS products; exact for counts below 2**53
         sizes[rows] = np.rint(as_float @ weights).astype(np.int64)  # wildcard rows against everyone (themselves too)
-        # and every fully specified record gains the wildcard records compatible with it
+        # and every record without wildcards gains the wildcard records compatible with it
         sizes[others] += np.rint(weights[rows] @ as_float[:, others]).astype(np.int64)
-    lookup = pd.Series(sizes, index=pd.MultiIndex.from_frame(distinct[qis]))
-    return pd.Series(lookup.reindex(pd.MultiIndex.from_frame(values)).to_numpy(), index=frame.index, dtype="int64")
+    return sizes
+
+
+def _pattern_sizes(distinct: pd.DataFrame, qis: list[str], wildcard: np.ndarray) -> np.ndarray:
+    pattern = ["".join("*" if w else "." for w in row) for row in wildcard]
+    groups = {p: distinct[[x == p for x in pattern]] for p in sorted(set(pattern))}
+    sizes = pd.Series(0, index=distinct.index, dtype="int64")
+    for p, left in groups.items():
+        for p2, right in groups.items():
+            shown = [c for c, a, b in zip(qis, p, p2) if a == "." and b == "."]
+            if not shown:
+                sizes[left.index] += int(right["n"].sum())
+                continue
+            totals = right.groupby(shown, sort=False)["n"].sum().rename("matched").reset_index()
+            matched = left[shown].reset_index().merge(totals, on=shown, how="inner")
+            sizes[matched["index"]] += matched["matched"].to_numpy()
+    return sizes.to_numpy()
 
 
 def k_anonymity_violations(frame: pd.DataFrame, qis: list[str], k: int, suppressed_value: str) -> pd.DataFrame:
