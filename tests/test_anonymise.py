@@ -93,6 +93,20 @@ def test_random_frames_become_k_anonymous_without_losing_records(case: tuple[pd.
     pd.testing.assert_frame_equal(got, expected.sort_values("payload").reset_index(drop=True), check_dtype=False)
 
 
+@hyp_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_frames(), st.integers(1, 4), st.integers(1, 2))
+def test_last_resort_respects_the_limit_and_keeps_the_rest_k_anonymous(case: tuple[pd.DataFrame, list[str]], k: int, limit: int) -> None:
+    frame, qis = case
+    if limit > len(qis):
+        return
+    result = anonymise(frame, config_for(qis, carry=["payload"], max_suppressed=limit), k)
+    kept = ~result.dropped
+    assert (result.suppressed[kept].sum(axis=1) <= limit).all()
+    assert len(result.frame) == int(kept.sum()) and result.loss.iloc[0]["local_dropped"] == int(result.dropped.sum())
+    assert k_anonymity_violations(result.frame, qis, k, MARK).empty
+    assert set(result.frame["payload"]) == set(frame.loc[kept.to_numpy(), "payload"])
+
+
 @hyp_settings(max_examples=40, deadline=None)
 @given(random_frames(), st.lists(st.booleans(), min_size=200, max_size=200))
 def test_checker_agrees_with_the_definition(case: tuple[pd.DataFrame, list[str]], masks: list[bool]) -> None:

@@ -135,9 +135,11 @@ def _local_suppression(codes: np.ndarray, multipliers: np.ndarray, k: int, max_s
         sweeps += 1
         if sweeps > n * q + 1:  # cannot happen: every sweep suppresses or drops something
             raise AnonymisationError("local suppression did not converge")
+        limit = q if max_suppressed is None else max_suppressed
         # 2. single suppressions, least important column first
         for j in range(q - 1, -1, -1):
-            candidates = at_risk[codes[at_risk, j] != 0]
+            room = (codes[at_risk] == 0).sum(axis=1) < limit
+            candidates = at_risk[(codes[at_risk, j] != 0) & room]
             if len(candidates):
                 trial = codes[candidates].copy()
                 trial[:, j] = 0
@@ -149,9 +151,8 @@ def _local_suppression(codes: np.ndarray, multipliers: np.ndarray, k: int, max_s
         if len(at_risk) == 0:
             continue
         # 3. no single value is enough: drop (last resort, if configured) or suppress the most helpful value
-        suppressed_so_far = (codes[at_risk] == 0).sum(axis=1)
-        if max_suppressed is not None:
-            over = suppressed_so_far >= max_suppressed
+        if max_suppressed is not None:  # the last resort: no room for another suppressed value
+            over = (codes[at_risk] == 0).sum(axis=1) >= max_suppressed
             kept[at_risk[over]] = False
             at_risk = at_risk[~over]
         full = (codes[at_risk] == 0).all(axis=1)
