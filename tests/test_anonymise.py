@@ -192,7 +192,11 @@ def test_loss_is_smaller_than_naive_deletion_overall_and_per_group(month) -> Non
     groups = loss.iloc[1:]
     assert set(groups["quasi_identifier"]) == set(QIS)
     assert (groups["local_lost"] <= groups["naive_deleted"]).all()
-    assert groups.groupby("quasi_identifier")["records"].sum().eq(len(month.frame)).all()
+    per_qi = groups.groupby("quasi_identifier")[["records", "local_value_suppressed", "local_values_suppressed"]].sum()
+    assert per_qi["records"].eq(len(month.frame)).all()
+    assert per_qi["local_values_suppressed"].eq(overall["local_values_suppressed"]).all()
+    assert per_qi["local_value_suppressed"].sum() == overall["local_values_suppressed"] == month.values_suppressed
+    assert per_qi["local_value_suppressed"].to_dict() == month.suppressed.sum().to_dict()
     by_group = groups.set_index(["quasi_identifier", "category"])
     # the groups seed 000 says naive K3 deletion hurt: women, religious and global-majority populations
     minorities = [

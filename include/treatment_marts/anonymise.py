@@ -264,8 +264,8 @@ def loss_report(original: pd.DataFrame, qis: list[str], suppressed: pd.DataFrame
 
     ``local_lost`` counts the records of a category that no longer show it (their value of that
     quasi-identifier suppressed, or the record dropped): what an analyst of that group loses."""
-    touched = suppressed.any(axis=1)
-    values_per_record = suppressed.sum(axis=1)
+    touched = suppressed.any(axis=1) & ~dropped  # dropped records count as dropped, not as touched
+    values_per_record = suppressed.sum(axis=1).where(~dropped, 0)
     rows: list[dict[str, Any]] = [
         {
             "quasi_identifier": ALL,
@@ -275,7 +275,7 @@ def loss_report(original: pd.DataFrame, qis: list[str], suppressed: pd.DataFrame
             "local_dropped": int(dropped.sum()),
             "local_value_suppressed": pd.NA,
             "local_lost": int(dropped.sum()),
-            "local_records_touched": int((touched & ~dropped).sum()),
+            "local_records_touched": int(touched.sum()),
             "local_values_suppressed": int(values_per_record.sum()),
         }
     ]
@@ -286,8 +286,8 @@ def loss_report(original: pd.DataFrame, qis: list[str], suppressed: pd.DataFrame
                 "naive_deleted": naive_deleted.astype("int64"),
                 "local_dropped": dropped.astype("int64"),
                 "local_value_suppressed": (suppressed[qi] & ~dropped).astype("int64"),
-                "local_records_touched": (touched & ~dropped).astype("int64"),
-                "local_values_suppressed": values_per_record.where(~dropped, 0).astype("int64"),
+                "local_records_touched": touched.astype("int64"),
+                "local_values_suppressed": values_per_record.astype("int64"),
             }
         )
         grouped = frame.groupby("category", sort=True)
