@@ -236,7 +236,8 @@ class RulesConfig(_Strict):
         return [*_FIXED_RECODED, *bands, *self.collapses, *flags]
 
     def check_against(self, contract: ExtractContract) -> None:
-        """Every collapse covers every code of its source column exactly once."""
+        """Every collapse covers every code of its source column exactly once; the record-level product names
+        only recoded, non-identifying attributes."""
         names = set(contract.column_names)
         for target, collapse in self.collapses.items():
             if collapse.source not in names:
