@@ -166,6 +166,58 @@ class TimeInTreatment(_Strict):
         return bands
 
 
+# Columns of the recoded frame that single a person out or link records across releases: never part of a
+# record-level product, whatever the configuration says (contract identifying columns are refused too).
+NEVER_IN_RECORD_LEVEL = (
+    "client_key",
+    "episode_id",
+    "agency_code",
+    "age",
+    "referral_date",
+    "triage_date",
+    "discharge_date",
+    "substance_group_key",
+)
+# Recoded columns that do not come from a rules.yaml section (recode.py derives them from areas.yaml etc.).
+_FIXED_RECODED = ("area", "location", "region", "nationality_group", "substance_group", "time_in_treatment")
+
+
+class RecordLevel(_Strict):
+    """The optional record-level extract (treatment_marts.anonymise): K-anonymous by local suppression."""
+
+    population: Literal["in_treatment", "new_presentations", "exits"]
+    quasi_identifiers: list[str] = Field(min_length=1, description="most important first")
+    carry: list[str] = Field(default_factory=list)
+    suppressed_value: str = Field(min_length=1)
+    max_suppressed_per_record: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RecordLevel:
+        for name, values in (("quasi_identifiers", self.quasi_identifiers), ("carry", self.carry)):
+            twice = sorted({v for v in values if values.count(v) > 1})
+            if twice:
+                raise ValueError(f"record_level.{name} lists {twice} more than once")
+        both = sorted(set(self.quasi_identifiers) & set(self.carry))
+        if both:
+            raise ValueError(f"record_level: {both} are both quasi-identifiers and carried; list each once")
+        forbidden = sorted(set(self.columns) & set(NEVER_IN_RECORD_LEVEL))
+        if forbidden:
+            raise ValueError(
+                f"record_level: {forbidden} identify or link a person and can never be in the record-level product"
+            )
+        if self.max_suppressed_per_record is not None and self.max_suppressed_per_record > len(self.quasi_identifiers):
+            raise ValueError(
+                f"record_level.max_suppressed_per_record ({self.max_suppressed_per_record}) exceeds the number of "
+                f"quasi-identifiers ({len(self.quasi_identifiers)})"
+            )
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        """The product's attribute columns, quasi-identifiers first."""
+        return [*self.quasi_identifiers, *self.carry]
+
+
 class RulesConfig(_Strict):
     disclosure: DisclosureRules
     age_bands: AgeBands
@@ -174,9 +226,18 @@ class RulesConfig(_Strict):
     substances: SubstanceRules
     disability_flags: dict[str, list[str]]
     time_in_treatment: TimeInTreatment
+    record_level: RecordLevel | None = None
+
+    @property
+    def recoded_attributes(self) -> list[str]:
+        """Non-identifying attribute columns recode.py derives from these rules (and areas.yaml)."""
+        bands = ["age_band" if name == self.age_bands.default else f"age_band_{name}" for name in self.age_bands.schemes]
+        flags = [f"disability_{flag}" for flag in self.disability_flags]
+        return [*_FIXED_RECODED, *bands, *self.collapses, *flags]
 
     def check_against(self, contract: ExtractContract) -> None:
-        """Every collapse covers every code of its source column exactly once."""
+        """Every collapse covers every code of its source column exactly once; the record-level product names
+        only recoded, non-identifying attributes."""
         names = set(contract.column_names)
         for target, collapse in self.collapses.items():
             if collapse.source not in names:
@@ -202,6 +263,16 @@ class RulesConfig(_Strict):
             unknown = sorted(set(getattr(s, field_name)) - drug_codes)
             if unknown:
                 raise ValueError(f"substances.{field_name}: codes not in the contract's drug list {unknown}")
+        if self.record_level is not None:
+            columns = self.record_level.columns
+            identifying = [c for c in columns if c in contract.identifying_columns]
+            if identifying:
+                raise ValueError(f"record_level: {identifying} are identifying extract columns and can never be carried")
+            unknown = [c for c in columns if c not in self.recoded_attributes]
+            if unknown:
+                raise ValueError(
+                    f"record_level: {unknown} are not recoded attributes; choose from {sorted(self.recoded_attributes)}"
+                )
 
 
 # --- loading ------------------------------------------------------------------------------------------
