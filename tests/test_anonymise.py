@@ -8,7 +8,6 @@ import io
 import json
 import shutil
 import stat
-import time
 from pathlib import Path
 
 import numpy as np
@@ -270,7 +269,7 @@ def test_no_record_level_section_means_no_product(tmp_path: Path) -> None:
 # --- scale --------------------------------------------------------------------------------------------
 
 
-def test_300k_records_well_under_a_minute(clients: pd.DataFrame) -> None:
+def test_300k_records_are_k_anonymous(clients: pd.DataFrame) -> None:
     """National scale: draw 300,000 records from the synthetic month's category shares, independently per
     quasi-identifier (which gives more rare combinations than real, correlated data)."""
     rng = np.random.default_rng(11)
@@ -280,10 +279,7 @@ def test_300k_records_well_under_a_minute(clients: pd.DataFrame) -> None:
             for qi, shares in ((qi, clients[qi].value_counts(normalize=True, sort=False).sort_index()) for qi in QIS)
         }
     )
-    started = time.perf_counter()
-    result = anonymise(big, config_for(QIS), 3)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 30, f"{elapsed:.1f}s"
+    result = anonymise(big, config_for(QIS), 3)  # its time is in docs/performance.md, not asserted here
     assert len(result.frame) == 300_000 and result.values_suppressed > 0
     assert k_anonymity_violations(result.frame, QIS, 3, MARK).empty
 

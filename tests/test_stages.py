@@ -153,3 +153,13 @@ def test_a_revised_release_keeps_every_cell_the_earlier_release_suppressed(tmp_p
     assert first <= second
     log = pd.read_parquet(revised["publish"]["suppression_log"])
     assert log.loc[log["key"].isin(first - set(log.loc[log["suppression"] == "primary", "key"])), "rule"].str.startswith("carried forward").any()
+
+
+def test_the_record_level_product_is_written_restricted_and_in_the_ig_report(published: tuple[Settings, dict]) -> None:
+    settings, result = published
+    folder = settings.restricted_dir / "record_level" / f"period={PERIOD}"
+    product = pd.read_parquet(folder / "record_level.parquet")
+    assert len(product) > 0 and not {"client_ref", "date_of_birth", "partial_postcode"} & set(product.columns)
+    assert oct((folder / "record_level.parquet").stat().st_mode & 0o777) == oct(0o600)
+    report = Path(result["publish"]["ig_report"]).read_text()
+    assert "Record-level extract" in report and "Naive K3 deletion" in report

@@ -39,7 +39,19 @@ def report_path(settings: Settings, period: str, run_id: str) -> Path:
     return settings.restricted_dir / "reports" / f"period={period}" / f"ig_report_{run_id}.html"
 
 
-def render_ig_report(manifest: dict, log: pd.DataFrame, info_loss: pd.DataFrame, audit: pd.DataFrame) -> str:
+def _record_level_section(summary: dict | None, loss: pd.DataFrame | None) -> str:
+    if not summary:
+        return "<p>No record-level extract is configured (rules.yaml <code>record_level</code>).</p>"
+    head = (f"<p>{summary['records_out']} of {summary['records_in']} records released, K{summary['k']} over "
+            f"{html.escape(', '.join(summary['quasi_identifiers']))} by local suppression: "
+            f"{summary['values_suppressed']} value(s) suppressed in {summary['records_touched']} record(s), "
+            f"{summary['records_dropped']} record(s) dropped. Naive K{summary['k']} deletion would have dropped "
+            f"{summary['naive_deleted']} record(s). Loss per group, ours beside naive deletion:</p>")
+    return head + (_table(loss) if loss is not None else "")
+
+
+def render_ig_report(manifest: dict, log: pd.DataFrame, info_loss: pd.DataFrame, audit: pd.DataFrame,
+                     record_level: dict | None = None, record_level_loss: pd.DataFrame | None = None) -> str:
     disclosed = int(audit["disclosed"].sum()) if "disclosed" in audit.columns else 0
     verdict = (
         f'<p class="ok">Disclosure audit passed: {len(audit)} suppressed cell(s) checked, none recoverable '
@@ -67,6 +79,7 @@ complementary cells are suppressed so that no suppressed value can be recovered 
 <h2>Audit (attacker's view)</h2>{verdict}
 <h2>Suppressed cells by mart</h2>{_table(by_kind)}
 <h2>Information loss</h2>{_table(info_loss)}
+<h2>Record-level extract</h2>{_record_level_section(record_level, record_level_loss)}
 <h2>Suppression log</h2>{_table(log)}
 </body></html>"""
 
@@ -76,6 +89,8 @@ def write_ig_report(settings: Settings, *, period: str, run_id: str, staged_dir:
     log = pd.read_parquet(staged_dir / "suppression_log.parquet")
     info_loss = pd.read_parquet(staged_dir / "information_loss.parquet")
     audit = pd.read_parquet(staged_dir / "audit_intervals.parquet")
+    record_level = json.loads((staged_dir / "record_level.json").read_text()) if (staged_dir / "record_level.json").exists() else None
+    loss = pd.read_csv(record_level["loss_report"]) if record_level and Path(record_level["loss_report"]).exists() else None
     target = report_path(settings, period, run_id)
-    write_private(target, render_ig_report(manifest, log, info_loss, audit).encode("utf-8"))
+    write_private(target, render_ig_report(manifest, log, info_loss, audit, record_level, loss).encode("utf-8"))
     return target

@@ -246,6 +246,7 @@ def suppressed_in_current_release(settings: Settings, period: str) -> set[str]:
 
 def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
     """Recode, build every mart, suppress (primary + secondary) and audit; stage the release in the restricted zone."""
+    from treatment_marts.anonymise import write_record_level
     from treatment_marts.audit import DisclosureAuditFailed, audit
     from treatment_marts.suppress import MartTable, protect as protect_tables
 
@@ -295,6 +296,10 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     audit_intervals.to_parquet(staged / "audit_intervals.parquet", index=False)
     info_loss = pd.concat(losses, ignore_index=True) if losses else pd.DataFrame()
     info_loss.to_parquet(staged / "information_loss.parquet", index=False)
+    # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
+    record_level = write_record_level(settings, period, run_id, recoded.frame, rules)
+    if record_level:
+        _write_json(staged / "record_level.json", record_level)
 
     landed_manifest = json.loads((staged / "landed.json").read_text()) if (staged / "landed.json").exists() else {}
     manifest = {
@@ -307,7 +312,7 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
         "inputs": [
             {"source": item["source"], "sha256": item["sha256"], "rows": item["rows"]}
             for item in landed_manifest.get("landed", [])
-            if item["landed_path"] in landed_paths
+            if Path(item["landed_path"]).name in {Path(p).name for p in landed_paths}  # accepted = landed name
         ],
         "episodes_in": recoded.episodes_in,
         "excluded_no_consent": recoded.excluded_no_consent,
