@@ -208,6 +208,11 @@ def test_an_ig_reviewer_reads_the_runs_and_opens_a_report_in_chromium(server: Se
             expect(page.locator("body")).to_contain_text("Disclosure audit passed")
             page.screenshot(path=str(tmp_path / "ig_report.png"))  # the viewport: the report is long
             report = page.content()
+
+            # The same page embedded in Airflow's own UI, from the navigation entry (external view).
+            page.goto(f"{server.url}/plugin/disclosure-governance")
+            embedded = page.frame_locator("iframe[src$='/governance/']")
+            expect(embedded.locator("tr.run")).to_have_count(2, timeout=120_000)
         finally:
             browser.close()
 
