@@ -156,3 +156,28 @@ def test_an_empty_or_damaged_data_root_lists_what_it_can(tmp_path: Path, history
     junk.mkdir(parents=True)
     (junk / "landed.json").write_text("[1, 2")
     assert list_runs(settings) == []
+
+
+def test_a_per_area_run_folds_its_area_folders_into_one_line(tmp_path: Path, history: tuple[Settings, pd.DataFrame]) -> None:
+    """The DAG's per-area layout (plan.json, areas.json, one `<run_id>.<unit>` folder per area), built from
+    real run folders: Northton validated, Southmoor failed validation and was left out."""
+    import shutil
+
+    source = history[0].restricted_dir / "runs"
+    settings = Settings.from_env(data_root=tmp_path / "root")
+    runs = settings.restricted_dir / "runs"
+    shutil.copytree(source / "mar_run_2", runs / "dag_run")
+    (runs / "dag_run" / "validation.json").unlink()
+    (runs / "dag_run" / "plan.json").write_text(json.dumps({"period": "2024-03", "units": [{"unit": "Northton"}, {"unit": "Southmoor"}]}))
+    (runs / "dag_run" / "areas.json").write_text(json.dumps(
+        {"included": ["Northton"], "excluded": [{"unit": "Southmoor", "stage": "validate", "reason": "ValidationFailed: ..."}]}))
+    shutil.copytree(source / "mar_run_1", runs / "dag_run.Northton")
+    shutil.copytree(source / "mar_bad", runs / "dag_run.Southmoor")
+    listed = list_runs(settings)
+    assert [r.run_id for r in listed] == ["dag_run"]
+    run = listed[0]
+    assert run.validation == "failed for 1 of 2 area(s)" and run.areas_left_out == ("Southmoor (validate)",)
+    assert any(issue.endswith("on sex [Southmoor]") for issue in run.validation_issues)
+    assert run.audit == "passed" and run.marts
+    page = render_runs_page(listed, report_url=lambda r: "#")
+    assert "left out: Southmoor (validate)" in page and "ValidationFailed" not in page

@@ -8,6 +8,9 @@ root (no Airflow import, no database), so the page works while the scheduler or 
 * ``restricted/runs/<run_id>/``: ``landed.json``, ``validation.json``, ``run_manifest.json`` (written by
   protect only after the audit passed), the staged ``marts/*.parquet`` and ``suppression_log.parquet``;
   an approval record, if the IG approval gate wrote one (:func:`read_approval`, tolerant of absence);
+* when the DAG maps land/validate per area: the run's ``plan.json`` (its units) and ``areas.json`` (areas
+  left out), and one folder per area ``restricted/runs/<run_id>.<unit>/`` holding that area's
+  ``validation.json``; those area folders are folded into their run, not listed as runs;
 * ``public/releases/period=P/manifest.json`` and ``public/marts/<mart>/period=P/_manifest.json``: which run
   is the period's current publication.
 
@@ -74,6 +77,7 @@ class RunView:
     audit: str = "not run"  # passed | not completed | not run
     marts: tuple[MartSuppression, ...] = field(default_factory=tuple)
     publication: str = "not published"  # current | superseded | not published
+    areas_left_out: tuple[str, ...] = ()  # "unit (stage)" of areas a per-area run did not protect
     approval: Approval | None = None
     has_ig_report: bool = False
 
@@ -132,6 +136,34 @@ def _validation(summary: dict[str, Any] | None) -> tuple[str, tuple[str, ...]]:
     if blocking:
         return "failed", unique
     return ("passed with warnings" if unique else "passed"), unique
+
+
+def _area_folders(run_folder: Path) -> dict[str, Path]:
+    """unit -> folder of each area of a per-area run (from its plan.json); {} for a single-unit run."""
+    plan = _read_json(run_folder / "plan.json")
+    if not plan:
+        return {}
+    from treatment_marts.stages import safe_run_id
+
+    folders = {}
+    for unit in plan.get("units", []):
+        name = unit.get("unit") if isinstance(unit, dict) else unit
+        if name:
+            folders[str(name)] = run_folder.parent / safe_run_id(f"{run_folder.name}.{name}")
+    return folders
+
+
+def _area_validation(areas: dict[str, Path]) -> tuple[str, tuple[str, ...]]:
+    """A per-area run's validation: each area's outcome; the run failed validation where an area did."""
+    outcomes = {unit: _validation(_read_json(folder / "validation.json")) for unit, folder in areas.items()}
+    ran = {unit: o for unit, o in outcomes.items() if o[0] != "not run"}
+    if not ran:
+        return "not run", ()
+    issues = tuple(f"{issue} [{unit}]" for unit, (_, unit_issues) in ran.items() for issue in unit_issues)
+    failed = [unit for unit, (outcome, _) in ran.items() if outcome == "failed"]
+    if failed:
+        return ("failed" if len(failed) == len(areas) else f"failed for {len(failed)} of {len(areas)} area(s)"), issues
+    return ("passed with warnings" if issues else "passed"), issues
 
 
 def _mart_suppression(run_folder: Path) -> tuple[MartSuppression, ...]:
@@ -229,12 +261,21 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
     period = str((manifest or landed or {}).get("period", ""))
     if not PERIOD_RE.match(period) or not RUN_ID_RE.match(run_id):
         return None
-    validation, issues = _validation(_read_json(run_folder / "validation.json"))
+    areas = _area_folders(run_folder)
+    if areas and not (run_folder / "validation.json").exists():
+        validation, issues = _area_validation(areas)
+    else:
+        validation, issues = _validation(_read_json(run_folder / "validation.json"))
+    left_out = tuple(
+        f"{e.get('unit', '?')} ({e.get('stage', '?')})"
+        for e in ((_read_json(run_folder / "areas.json") or {}).get("excluded") or [])
+        if isinstance(e, dict)
+    )
     marts = _mart_suppression(run_folder) if manifest else ()
     if manifest:
         audit = "passed" if int((manifest.get("audit") or {}).get("disclosed", 0)) == 0 else "failed"
     else:
-        audit = "not completed" if validation in ("passed", "passed with warnings") else "not run"
+        audit = "not run" if validation in ("failed", "not run") else "not completed"
     current = _current_releases(settings) if current is None else current
     if current.get(period) == run_id:
         publication = "current"
@@ -252,6 +293,7 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
         marts=marts,
         publication=publication,
         approval=read_approval(run_folder),
+        areas_left_out=left_out,
         has_ig_report=ig_report_file(settings, period, run_id) is not None,
     )
 
@@ -260,8 +302,12 @@ def list_runs(settings: Settings) -> list[RunView]:
     """Every run under ``restricted/runs``, newest period first, then newest run first."""
     runs_root = settings.restricted_dir / "runs"
     current = _current_releases(settings)
+    folders = sorted(p for p in runs_root.glob("*") if p.is_dir()) if runs_root.is_dir() else []
+    area_folders = {f for folder in folders for f in _area_folders(folder).values()}
     views = []
-    for folder in sorted(p for p in runs_root.glob("*") if p.is_dir()) if runs_root.is_dir() else []:
+    for folder in folders:
+        if folder in area_folders:
+            continue
         try:
             view = run_view(settings, folder, current)
         except Exception as exc:  # one damaged run folder must not hide every other run
@@ -294,7 +340,8 @@ details summary{cursor:pointer}
 <tr class="run" data-run-id="{{ run.run_id }}" data-period="{{ run.period }}">
 <td class="period">{{ run.period }}</td>
 <td class="run-id"><code>{{ run.run_id }}</code>{% if run.started_at %}<br><span class="muted">{{ run.started_at }}</span>{% endif %}</td>
-<td class="validation"><span class="{{ 'ok' if run.validation == 'passed' else 'bad' if run.validation == 'failed' else 'warn' if run.validation == 'passed with warnings' else 'muted' }}">{{ run.validation }}</span>
+<td class="validation"><span class="{{ 'ok' if run.validation == 'passed' else 'bad' if run.validation.startswith('failed') else 'warn' if run.validation == 'passed with warnings' else 'muted' }}">{{ run.validation }}</span>
+{% if run.areas_left_out %}<br><span class="bad areas-left-out">left out: {{ run.areas_left_out|join(', ') }}</span>{% endif %}
 {% if run.validation_issues %}<details><summary>{{ run.validation_issues|length }} rule(s)</summary><ul>{% for issue in run.validation_issues %}<li>{{ issue }}</li>{% endfor %}</ul></details>{% endif %}</td>
 <td class="suppression">{% if run.marts %}<span class="total">{{ run.suppressed }} of {{ run.cells }} cells suppressed ({{ '%.1f' % run.percent_hidden }}%)</span>
 <details><summary>{{ run.marts|length }} mart(s)</summary><table class="marts"><thead><tr><th>mart</th><th>cells</th><th>suppressed</th><th>primary</th><th>secondary</th><th>% hidden</th></tr></thead><tbody>
