@@ -232,16 +232,21 @@ def _combined_extract(landed_paths: list[str]) -> pd.DataFrame:
     return combined
 
 
-def suppressed_in_current_release(settings: Settings, period: str) -> set[str]:
-    """Canonical keys of the cells suppressed in the period's current release (empty if none).
+def suppressed_in_current_release(settings: Settings, period: str) -> dict[str | None, set[str]]:
+    """Canonical keys of the cells suppressed in the period's current release, per population.
 
     Policy across releases (docs/disclosure.md): a revision of a period keeps every cell the earlier
-    release suppressed, so the two releases cannot be differenced to expose a hidden value.
+    release suppressed, so the two releases cannot be differenced to expose a hidden value. Keys are per
+    population (the same labels exist in every population's lattice); a log without the population
+    column (older releases) carries its keys into every population (key None).
     """
     path = settings.restricted_dir / "suppression_log" / f"period={period}" / "suppression_log.parquet"
     if not path.exists():
-        return set()
-    return set(pd.read_parquet(path, columns=["key"])["key"].dropna().astype(str))
+        return {}
+    log = pd.read_parquet(path)
+    if "population" not in log.columns:
+        return {None: set(log["key"].dropna().astype(str))}
+    return {str(pop): set(group["key"].dropna().astype(str)) for pop, group in log.groupby("population")}
 
 
 def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
@@ -271,7 +276,8 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
             MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
             for d in definitions
         ]
-        protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, carried=carried)
+        protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros,
+                                   carried=carried.get(population, carried.get(None, set())))
         result = audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log)
         intervals.append(result.intervals)
         if not result.passed:
