@@ -57,6 +57,9 @@ def airflow_db() -> Path:
     """A migrated metadata database (once per session; ~4 s on SQLite)."""
     result = airflow_cli("db", "migrate")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    # The pool the DAG's warehouse writers run in (as `make demo` and the compose init job create it).
+    result = airflow_cli("pools", "set", "warehouse", "4", "treatment-marts warehouse connections")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return _HOME
 
 

@@ -1,4 +1,5 @@
-"""The real DAG, run in-process with `dag.test()` on a generated month: it publishes; a bad extract fails it.
+"""The real DAG, run in-process with `dag.test()` on a generated month: it publishes; a bad extract fails it;
+with one file per area, a bad area is left out of an otherwise published month and the run ends failed.
 
 No Airflow mocks: the DAG is parsed from dags/ (DagBag), its tasks run through Airflow's task runner
 against the isolated SQLite metadata database of tests/dags/conftest.py.
@@ -6,6 +7,7 @@ against the isolated SQLite metadata database of tests/dags/conftest.py.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +35,12 @@ def run_dag(dags_folder: Path, data_root: Path, **conf: str):
 
 
 def task_states(dag_run) -> dict[str, str]:
-    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    """State per task; a mapped task instance is keyed `task_id[map index]`."""
+    return {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
+            for ti in dag_run.get_task_instances()}
+
+
+ALL_TASKS = ["plan_areas", "land_area[0]", "validate_area[0]", "protect", "publish", "all_areas_included"]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +56,7 @@ def published(airflow_db: Path, dags_folder: Path, tmp_path_factory: pytest.Temp
 def test_the_dag_run_succeeds_and_publishes_every_mart(published) -> None:
     dag_run, data_root, _ = published
     assert str(dag_run.state) == "success", task_states(dag_run)
-    assert task_states(dag_run) == dict.fromkeys(["land", "validate", "protect", "publish"], "success")
+    assert task_states(dag_run) == dict.fromkeys(ALL_TASKS, "success")
     marts_dir = data_root / "public" / "marts"
     mart_dirs = sorted(p for p in marts_dir.iterdir() if p.is_dir())
     assert any(p.name == "in_treatment_substance_area_sex" for p in mart_dirs)
@@ -70,9 +77,13 @@ def test_the_run_leaves_the_log_and_data_docs_and_announces_the_asset(published)
     dag_run, data_root, _ = published
     assert (data_root / "restricted" / "suppression_log" / "period=2024-03").is_dir()
     assert list((data_root / "restricted" / "gx").rglob("index.html")), "GX Data Docs are built"
-    # The run id became a safe folder name of the restricted zone.
-    runs = [p.name for p in (data_root / "restricted" / "runs").iterdir()]
-    assert len(runs) == 1 and set(runs[0]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+    # The run id became a safe folder name of the restricted zone; the one (combined) unit validated under
+    # `<run id>.all-areas`, and the run record says every unit was included.
+    runs = sorted(p.name for p in (data_root / "restricted" / "runs").iterdir())
+    assert len(runs) == 2 and runs[1] == runs[0] + ".all-areas"
+    assert set(runs[0]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+    areas = json.loads((data_root / "restricted" / "runs" / runs[0] / "areas.json").read_text())
+    assert areas["included"] == ["all-areas"] and areas["excluded"] == []
 
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
@@ -87,26 +98,61 @@ def test_the_run_leaves_the_log_and_data_docs_and_announces_the_asset(published)
         assert events[0].extra["period"] == "2024-03" and "in_treatment_substance_area_sex" in events[0].extra["marts"]
 
 
-def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dags_folder: Path, tmp_path: Path, capfd) -> None:
+def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dags_folder: Path, tmp_path: Path, capfd, caplog) -> None:
     frame = generate_extract("2024-03", clients=500, areas=["Northton"], seed=22).drop(columns=["sex"])
     frame.to_csv(tmp_path / "bad.csv", index=False)
     dag_run = run_dag(dags_folder, tmp_path, extract=str(tmp_path / "bad.csv"))
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed", states
-    assert "failed" in (states["land"], states["validate"]) and states["publish"] == "upstream_failed"
+    # validate_area is never expanded (its input never came), so it stays one unmapped, upstream_failed TI
+    assert states["land_area[0]"] == "failed" and states["validate_area"] == "upstream_failed", states
+    assert states["protect"] == states["publish"] == "upstream_failed", states
     captured = capfd.readouterr()
     assert "missing column(s): sex" in captured.out + captured.err, "the stage's message is in the task log"
+    assert "FAILED at land_area" in caplog.text, "the failure alert (notifier log channel) names the task"
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists()
 
 
-def test_a_bad_code_fails_validation_and_publishes_nothing(airflow_db: Path, dags_folder: Path, tmp_path: Path) -> None:
-    frame = generate_extract("2024-03", clients=500, areas=["Northton"], seed=23)
-    frame["sex"] = frame["sex"].astype("object")
-    frame.loc[frame.index[:5], "sex"] = "Q"
+def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags_folder: Path, tmp_path: Path, caplog) -> None:
+    """One file per area: Northton's bad code fails only its own mapped validate task; the other areas are
+    protected together and published; the run record says who was left out and why; the run ends failed."""
+    frame = generate_extract("2024-03", clients=4000, areas=AREAS, seed=24)
     inbox = tmp_path / "inbox" / "period=2024-03"
-    write_extract(frame, inbox / "extract.csv")
+    codes = {"Exborough": "E08900001", "Northton": "E06900002", "Southmoor": "E10900003"}
+    for area, code in codes.items():
+        rows = frame[frame["la_code"] == code].copy()
+        if area == "Northton":
+            rows["sex"] = rows["sex"].astype("object")
+            rows.loc[rows.index[:5], "sex"] = "Q"
+        # by name, or by code; CSV and Parquet
+        write_extract(rows, inbox / (f"{code}.parquet" if area == "Southmoor" else f"{area}.csv"))
     dag_run = run_dag(dags_folder, tmp_path)
     states = task_states(dag_run)
-    assert str(dag_run.state) == "failed", states
-    assert states["validate"] == "failed" and states["protect"] == "upstream_failed", states
-    assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists()
+    # units are sorted by name: Exborough, Northton, Southmoor
+    assert states == {
+        "plan_areas": "success",
+        "land_area[0]": "success", "land_area[1]": "success", "land_area[2]": "success",
+        "validate_area[0]": "success", "validate_area[1]": "failed", "validate_area[2]": "success",
+        "protect": "success", "publish": "success", "all_areas_included": "failed",
+    }, states
+    assert str(dag_run.state) == "failed", "a run that left an area out must not look successful"
+
+    substance = pd.read_parquet(tmp_path / "public" / "marts" / "in_treatment_substance_area_sex" / "period=2024-03")
+    by_area = substance.assign(count=substance["count"].fillna(0)).groupby("area")["count"].sum()
+    assert by_area["Exborough"] > 0 and by_area["Southmoor"] > 0
+    assert by_area["Northton"] == 0, "no Northton client reached the marts"
+
+    run_folder = next(p for p in (tmp_path / "restricted" / "runs").iterdir() if "." not in p.name)
+    areas = json.loads((run_folder / "areas.json").read_text())
+    assert areas["included"] == ["Exborough", "Southmoor"]
+    left_out = {e["unit"]: e for e in areas["excluded"]}
+    assert left_out["Northton"]["stage"] == "validate" and "sex" in left_out["Northton"]["reason"]
+    # operations.yaml expects eight areas: the five with no file are recorded as not arrived
+    assert {u for u, e in left_out.items() if e["stage"] == "arrival"} == {
+        "Westfield", "Eastcliff", "Kingsbridge", "Millbrook", "Little Haven"}
+    manifest = json.loads((run_folder / "run_manifest.json").read_text())
+    assert sorted(i["source"] for i in manifest["inputs"]) == ["E10900003.parquet", "Exborough.csv"]
+
+    text = caplog.text  # the notifier's log channel
+    assert "FAILED at validate_area" in text and "FAILED at all_areas_included" in text
+    assert "without 6 area(s)" in text and "Northton (validate" in text
