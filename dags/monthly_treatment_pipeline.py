@@ -146,7 +146,9 @@ class IGApprovalOperator(ApprovalOperator):
 @dag(
     dag_id="monthly_treatment_pipeline",
     schedule=CronDataIntervalTimetable("0 0 1 * *", timezone="UTC"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    # Two years of history can be backfilled (`airflow backfill create`); catchup=False so a fresh deployment
+    # does not start 24 runs by itself.
+    start_date=pendulum.datetime(2022, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     tags=["treatment-marts", "ndtms", "disclosure-control"],

@@ -43,6 +43,12 @@ def airflow_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[s
 
 
 @pytest.fixture(scope="session")
+def airflow():
+    """The real `airflow` CLI against the isolated AIRFLOW_HOME: airflow("dags", "list") -> CompletedProcess."""
+    return airflow_cli
+
+
+@pytest.fixture(scope="session")
 def airflow_env() -> dict[str, str]:
     return dict(AIRFLOW_ENV)
 

@@ -42,7 +42,7 @@ def test_monthly_schedule_over_the_month_processed(pipeline_dag) -> None:
 
     assert isinstance(pipeline_dag.timetable, CronDataIntervalTimetable)
     assert pipeline_dag.catchup is False and pipeline_dag.max_active_runs == 1
-    assert pipeline_dag.start_date == pendulum.datetime(2024, 1, 1, tz="UTC")
+    assert pipeline_dag.start_date == pendulum.datetime(2022, 1, 1, tz="UTC")  # room for a two-year backfill
     assert "treatment-marts" in pipeline_dag.tags and pipeline_dag.doc_md
     # The run whose data interval is March (scheduled when March closes) has logical date 2024-03-01.
     interval = pipeline_dag.timetable.infer_manual_data_interval(run_after=pendulum.datetime(2024, 4, 1, tz="UTC"))
