@@ -6,7 +6,7 @@
 #               SQLite metadata under .airflow/), print where the marts, suppression log and Data Docs are
 #   make test   the whole test suite (starts its own PostgreSQL server; runs the real DAG)
 #
-# Others: make venv | generate | constraints | bench | clean
+# Others: make venv | backfill | generate | constraints | bench | clean
 
 SHELL := /bin/bash
 # Python 3.11 (pyproject: requires-python ">=3.11,<3.12"): python3.11 if present, else python3.
@@ -15,6 +15,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= 2024-03
+# backfill: MONTHS months of generated history ending at PERIOD (inclusive)
+MONTHS ?= 24
+# the Airflow pool bounding warehouse connections (validate_area and publish run in it)
+WAREHOUSE_POOL := warehouse
+WAREHOUSE_SLOTS ?= 4
 DATA_ROOT ?= $(CURDIR)/data
 AIRFLOW_HOME_DIR := $(CURDIR)/.airflow
 AIRFLOW_ENV := AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) \
@@ -22,7 +27,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__CORE__UNIT_TEST_MODE=False TREATMENT_MARTS_DATA_ROOT=$(DATA_ROOT) GX_ANALYTICS_ENABLED=False
 
-.PHONY: demo test venv generate constraints bench clean
+.PHONY: demo backfill test venv generate constraints bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "treatment-marts needs Python 3.11 (found %d.%d at $(PYTHON)); install python3.11 or run: make PYTHON=/path/to/python3.11 ..." % sys.version_info[:2])'
@@ -43,11 +48,24 @@ demo: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME_DIR)
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 \
 		|| { tail -n 40 $(AIRFLOW_HOME_DIR)/db-migrate.log; exit 1; }
+	$(AIRFLOW_ENV) $(BIN)/airflow pools set $(WAREHOUSE_POOL) $(WAREHOUSE_SLOTS) "treatment-marts warehouse connections" > /dev/null
 	$(AIRFLOW_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow dags test monthly_treatment_pipeline $(PERIOD)-01 \
 		> $(AIRFLOW_HOME_DIR)/demo-run.log 2>&1 || { tail -n 60 $(AIRFLOW_HOME_DIR)/demo-run.log; \
 		echo "Airflow DAG run FAILED (full log: .airflow/demo-run.log)"; exit 1; }
 	@echo "Airflow DAG run succeeded (log: .airflow/demo-run.log)"
 	@$(BIN)/treatment-marts where --period $(PERIOD) --data-root $(DATA_ROOT)
+
+## backfill: generate MONTHS months of history ending at PERIOD and create an Airflow backfill over them
+##           (the runs are executed by a scheduler: `airflow standalone` with the same env, or docker compose)
+backfill: $(STAMP)
+	@first=$$($(BIN)/python -c 'import pandas as pd; print((pd.Period("$(PERIOD)", "M") - $(MONTHS) + 1).strftime("%Y-%m"))'); \
+	$(BIN)/treatment-marts generate --period $$first --months $(MONTHS) --out $(DATA_ROOT)/inbox > /dev/null && \
+	mkdir -p $(AIRFLOW_HOME_DIR) && \
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 && \
+	$(AIRFLOW_ENV) $(BIN)/airflow pools set $(WAREHOUSE_POOL) $(WAREHOUSE_SLOTS) "treatment-marts warehouse connections" > /dev/null && \
+	$(AIRFLOW_ENV) $(BIN)/airflow dags reserialize > /dev/null 2>&1 && \
+	$(AIRFLOW_ENV) $(BIN)/airflow backfill create --dag-id monthly_treatment_pipeline \
+		--from-date $$first-01 --to-date $(PERIOD)-01 --max-active-runs 1 --reprocess-behavior failed
 
 ## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test())
 test: $(STAMP)

@@ -38,7 +38,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Asset, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Asset, Connection, Param, TriggerRule, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -108,7 +108,7 @@ def _notify(context, state: str, facts: dict[str, Any] | None = None) -> None:
         task_id=ti.task_id if state == "failed" else None,
         reason=f"{type(exception).__name__}: {exception}" if exception else None,
         facts=facts,
-    ))
+    ), Connection.get)
 
 
 def _on_failure(context) -> None:

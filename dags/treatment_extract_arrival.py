@@ -15,7 +15,7 @@ time; what is late here is a *file per area*, which only a check of the inbox ca
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Connection, Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from treatment_marts.dag_support import send, settings_from_params
@@ -58,7 +58,7 @@ def treatment_extract_arrival():
                        f"({policy.due_day} of the following month)",
                 facts={"missing areas": ", ".join(status["missing"]),
                        "arrived": f"{len(status['arrived'])} of {len(policy.expected_areas)}"},
-            ))
+            ), Connection.get)
         return status
 
     check_arrival()

@@ -1,11 +1,13 @@
-"""Glue shared by the DAG files: settings from params, notification channels from Airflow connections.
+"""Glue shared by the DAG files: settings from params, notification channels from connections.
 
-Kept out of dags/ so the two DAG files share one copy; imports Airflow only inside functions that run in
-tasks or callbacks, and nothing heavy (no pandas, no GX), so the DAG files stay cheap to parse.
+Kept out of dags/ so the two DAG files share one copy. Like the rest of include/ it does not import
+Airflow: the DAG passes its connection lookup (`airflow.sdk.Connection.get`) in. Nothing heavy (no
+pandas, no GX) is imported, so the DAG files stay cheap to parse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from treatment_marts.notify import RunSummary, notify
@@ -21,19 +23,18 @@ def settings_from_params(params: dict[str, Any]):
     return Settings.from_env(data_root=params.get("data_root") or None, warehouse_url=params.get("warehouse_url") or None)
 
 
-def _connection(conn_id: str):
-    from airflow.sdk import Connection
-
+def _connection(lookup: Callable[[str], Any], conn_id: str):
     try:
-        return Connection.get(conn_id)
+        return lookup(conn_id)
     except Exception:  # not configured: log-only notifications
         return None
 
 
-def send(summary: RunSummary) -> list[str]:
-    """Deliver a summary to the log and to each channel whose Airflow connection exists."""
-    webhook = _connection(ALERT_WEBHOOK_CONN)
-    smtp = _connection(ALERT_SMTP_CONN)
+def send(summary: RunSummary, lookup: Callable[[str], Any]) -> list[str]:
+    """Deliver a summary to the log and to each channel whose connection `lookup(conn_id)` finds
+    (webhook: extra "url" or host; SMTP: host, port, extra sender/recipients)."""
+    webhook = _connection(lookup, ALERT_WEBHOOK_CONN)
+    smtp = _connection(lookup, ALERT_SMTP_CONN)
     return notify(
         summary,
         webhook_url=(webhook.extra_dejson.get("url") or webhook.host) if webhook else None,

@@ -42,6 +42,19 @@ def airflow_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[s
     return subprocess.run([airflow, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **AIRFLOW_ENV})
 
 
+@pytest.fixture
+def alert_log(capfd, caplog):
+    """Everything the notifier's log channel said during the test: depending on where in the task runner it
+    was called (task body, callback), the line goes to stdlib logging (caplog) or to the task log (stdout)."""
+    caplog.set_level("INFO", logger="treatment_marts.notify")
+
+    def text() -> str:
+        captured = capfd.readouterr()
+        return caplog.text + captured.out + captured.err
+
+    return text
+
+
 @pytest.fixture(scope="session")
 def airflow():
     """The real `airflow` CLI against the isolated AIRFLOW_HOME: airflow("dags", "list") -> CompletedProcess."""

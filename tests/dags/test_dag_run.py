@@ -98,7 +98,7 @@ def test_the_run_leaves_the_log_and_data_docs_and_announces_the_asset(published)
         assert events[0].extra["period"] == "2024-03" and "in_treatment_substance_area_sex" in events[0].extra["marts"]
 
 
-def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dags_folder: Path, tmp_path: Path, capfd, caplog) -> None:
+def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dags_folder: Path, tmp_path: Path, alert_log) -> None:
     frame = generate_extract("2024-03", clients=500, areas=["Northton"], seed=22).drop(columns=["sex"])
     frame.to_csv(tmp_path / "bad.csv", index=False)
     dag_run = run_dag(dags_folder, tmp_path, extract=str(tmp_path / "bad.csv"))
@@ -107,13 +107,13 @@ def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dag
     # validate_area is never expanded (its input never came), so it stays one unmapped, upstream_failed TI
     assert states["land_area[0]"] == "failed" and states["validate_area"] == "upstream_failed", states
     assert states["protect"] == states["publish"] == "upstream_failed", states
-    captured = capfd.readouterr()
-    assert "missing column(s): sex" in captured.out + captured.err, "the stage's message is in the task log"
-    assert "FAILED at land_area" in caplog.text, "the failure alert (notifier log channel) names the task"
+    text = alert_log()
+    assert "missing column(s): sex" in text, "the stage's message is in the task log"
+    assert "FAILED at land_area" in text, "the failure alert (notifier log channel) names the task"
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists()
 
 
-def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags_folder: Path, tmp_path: Path, caplog) -> None:
+def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags_folder: Path, tmp_path: Path, alert_log) -> None:
     """One file per area: Northton's bad code fails only its own mapped validate task; the other areas are
     protected together and published; the run record says who was left out and why; the run ends failed."""
     frame = generate_extract("2024-03", clients=4000, areas=AREAS, seed=24)
@@ -153,6 +153,6 @@ def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags
     manifest = json.loads((run_folder / "run_manifest.json").read_text())
     assert sorted(i["source"] for i in manifest["inputs"]) == ["E10900003.parquet", "Exborough.csv"]
 
-    text = caplog.text  # the notifier's log channel
+    text = alert_log()  # the notifier's log channel
     assert "FAILED at validate_area" in text and "FAILED at all_areas_included" in text
     assert "without 6 area(s)" in text and "Northton (validate" in text

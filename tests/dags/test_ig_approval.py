@@ -94,15 +94,14 @@ def approval_record(data_root: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_rejection_publishes_nothing_and_records_who_and_why(airflow_db: Path, gated_dag_folder: Path, tmp_path: Path, caplog) -> None:
-    caplog.set_level("INFO", logger="treatment_marts.notify")
+def test_rejection_publishes_nothing_and_records_who_and_why(airflow_db: Path, gated_dag_folder: Path, tmp_path: Path, alert_log) -> None:
     dag_run, states, outcome = run_gated(gated_dag_folder, tmp_path, "Reject", "suppression of Exborough looks too thin")
     assert states["ig_approval"] == "success" and states["publish"] == "skipped", states
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists(), "nothing published"
     record = approval_record(tmp_path)
     assert record["decision"] == "Reject" and record["by"] == REVIEWER
     assert record["comment"] == "suppression of Exborough looks too thin" and record["at"]
-    assert "REJECTED" in caplog.text, "the notifier announces the rejection"
+    assert "2024-03: REJECTED" in alert_log(), "the notifier announces the rejection"
     # What the reviewer was shown: the disclosure summary (cell counts and the audit), no true values
     assert "2024-03" in outcome["subject"]
     body = outcome["body"]
