@@ -49,7 +49,7 @@ from treatment_marts.settings import REPO_DIR, _env_path
 log = logging.getLogger(__name__)
 
 PUBLIC_MARTS = Asset(name="treatment_marts_public_marts", uri="treatment-marts://public/marts", group="treatment-marts")
-WAREHOUSE_POOL = "warehouse"  # created by `make demo` / docker-compose init / tests: airflow pools set warehouse 4 ...
+WAREHOUSE_POOL = "warehouse"  # create once per installation: airflow pools set warehouse 4 "..." (make demo does)
 IO_RETRIES = {
     "retries": 3,
     "retry_delay": pendulum.duration(seconds=30),

@@ -8,8 +8,10 @@ webhook / SMTP Airflow connections when configured): the period, the due date an
 record-level data. The task itself succeeds (the alert is the signal; failing it every morning until the
 file arrives would bury real failures); its return value (XCom) lists what was missing.
 
-Why a task and not an Airflow deadline alert: deadline alerts fire when a *DAG run* has not finished by a
-time; what is late here is a *file per area*, which only a check of the inbox can see.
+Why a task and not an Airflow Deadline Alert: deadline alerts (experimental since Airflow 3.1, see
+airflow.apache.org/docs/apache-airflow/3.3.2/howto/deadline-alerts.html) fire when a *Dag run* has not
+finished by a reference time plus an interval; what is late here is a *file per area*, which only a look
+at the inbox can see, and which must be reported before any run exists.
 """
 
 from __future__ import annotations
