@@ -1,39 +1,73 @@
 # treatment-marts: the two commands a new user needs are `make demo` and `make test`.
-# Both create (or reuse) .venv and install the pinned dependencies when the requirement files change.
+# Both create (or reuse) .venv and install the pinned dependencies -- only when the requirement files
+# changed since the last install (stamp file .venv/.installed).
+#
+#   make demo   generate a synthetic month (2024-03), run the Airflow DAG for it (`airflow dags test`,
+#               SQLite metadata under .airflow/), print where the marts, suppression log and Data Docs are
+#   make test   the whole test suite (starts its own PostgreSQL server; runs the real DAG)
+#
+# Others: make venv | backfill | generate | constraints | bench | clean
 
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Python 3.11 (pyproject: requires-python ">=3.11,<3.12"): python3.11 if present, else python3.
+PYTHON ?= $(shell command -v python3.11 || command -v python3 || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PERIOD ?= 2024-03
+# backfill: MONTHS months of generated history ending at PERIOD (inclusive)
+MONTHS ?= 24
+# the Airflow pool bounding warehouse connections (validate_area and publish run in it)
+WAREHOUSE_POOL := warehouse
+WAREHOUSE_SLOTS ?= 4
 DATA_ROOT ?= $(CURDIR)/data
-AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__UNIT_TEST_MODE=False \
-	TREATMENT_MARTS_DATA_ROOT=$(DATA_ROOT) GX_ANALYTICS_ENABLED=False
+AIRFLOW_HOME_DIR := $(CURDIR)/.airflow
+AIRFLOW_ENV := AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) \
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_HOME_DIR)/airflow.db \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__UNIT_TEST_MODE=False TREATMENT_MARTS_DATA_ROOT=$(DATA_ROOT) GX_ANALYTICS_ENABLED=False
 
-.PHONY: demo test venv generate constraints bench clean
+.PHONY: demo backfill test venv generate constraints bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "treatment-marts needs Python 3.11 (found %d.%d at $(PYTHON)); install python3.11 or run: make PYTHON=/path/to/python3.11 ..." % sys.version_info[:2])'
+	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
+		echo "recreating $(VENV) (not a working Python 3.11 environment)"; rm -rf $(VENV); fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
+## venv: create or update .venv (what demo and test do first)
 venv: $(STAMP)
 
 ## demo: generate a synthetic month, run the Airflow DAG for it, print where the outputs are
 demo: $(STAMP)
 	$(BIN)/treatment-marts generate --period $(PERIOD) --out $(DATA_ROOT)/inbox/period=$(PERIOD)/extract.csv
-	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > /dev/null
+	@mkdir -p $(AIRFLOW_HOME_DIR)
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 \
+		|| { tail -n 40 $(AIRFLOW_HOME_DIR)/db-migrate.log; exit 1; }
+	$(AIRFLOW_ENV) $(BIN)/airflow pools set $(WAREHOUSE_POOL) $(WAREHOUSE_SLOTS) "treatment-marts warehouse connections" > /dev/null
 	$(AIRFLOW_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/airflow dags test monthly_treatment_pipeline $(PERIOD)-01 \
-		> $(CURDIR)/.airflow/demo-run.log 2>&1 || { tail -n 40 $(CURDIR)/.airflow/demo-run.log; exit 1; }
+		> $(AIRFLOW_HOME_DIR)/demo-run.log 2>&1 || { tail -n 60 $(AIRFLOW_HOME_DIR)/demo-run.log; \
+		echo "Airflow DAG run FAILED (full log: .airflow/demo-run.log)"; exit 1; }
 	@echo "Airflow DAG run succeeded (log: .airflow/demo-run.log)"
 	@$(BIN)/treatment-marts where --period $(PERIOD) --data-root $(DATA_ROOT)
 
-## test: the whole suite (starts its own PostgreSQL server; runs a real Airflow DAG)
+## backfill: generate MONTHS months of history ending at PERIOD and create an Airflow backfill over them
+##           (the runs are executed by a scheduler: `airflow standalone` with the same env, or docker compose)
+backfill: $(STAMP)
+	@first=$$($(BIN)/python -c 'import pandas as pd; print((pd.Period("$(PERIOD)", "M") - $(MONTHS) + 1).strftime("%Y-%m"))'); \
+	$(BIN)/treatment-marts generate --period $$first --months $(MONTHS) --out $(DATA_ROOT)/inbox > /dev/null && \
+	mkdir -p $(AIRFLOW_HOME_DIR) && \
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 && \
+	$(AIRFLOW_ENV) $(BIN)/airflow pools set $(WAREHOUSE_POOL) $(WAREHOUSE_SLOTS) "treatment-marts warehouse connections" > /dev/null && \
+	$(AIRFLOW_ENV) $(BIN)/airflow dags reserialize > /dev/null 2>&1 && \
+	$(AIRFLOW_ENV) $(BIN)/airflow backfill create --dag-id monthly_treatment_pipeline \
+		--from-date $$first-01 --to-date $(PERIOD)-01 --max-active-runs 1 --reprocess-behavior failed
+
+## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test())
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH GX_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -44,11 +78,13 @@ generate: $(STAMP)
 
 ## constraints: re-pin the full resolved dependency set after changing requirements
 constraints: $(STAMP)
-	$(BIN)/pip freeze --exclude-editable | grep -v '^treatment-marts' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^treatment-marts' > constraints.txt
+	@touch $(STAMP)
 
 ## bench: the benchmark (not a test): per-stage time and memory, baseline, scaling
 bench: $(STAMP)
 	$(BIN)/treatment-marts bench $(BENCH_ARGS)
 
+## clean: remove the virtual environment, the demo's Airflow home and data
 clean:
-	rm -rf $(VENV) .airflow data .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_HOME_DIR) data .pytest_cache

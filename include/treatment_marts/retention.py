@@ -13,24 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from treatment_marts.config import _validated
+# The whole operations.yaml (retention, arrival, approval) is validated in one place.
+from treatment_marts.operations import OperationsConfig, RetentionPolicy, load_operations  # noqa: F401
 from treatment_marts.settings import Settings
-
-
-class RetentionPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    raw_months: int = Field(ge=1)
-
-
-class OperationsConfig(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    retention: RetentionPolicy
-
-
-def load_operations(config_dir: Path) -> OperationsConfig:
-    return _validated(OperationsConfig, config_dir / "operations.yaml")
 
 
 def _period_dirs(root: Path) -> dict[str, Path]:

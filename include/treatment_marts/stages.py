@@ -399,3 +399,148 @@ def run_period(settings: Settings, period: str, extract_paths: list[str | Path] 
     protected = protect(settings, period, run_id, validated["accepted_paths"])
     published = publish(settings, period, run_id, protected["staged_dir"])
     return {"land": landed, "validate": validated, "protect": protected, "publish": published}
+
+
+# --- per-area runs (the DAG maps land + validate over areas; see operations.area_units) --------------------
+#
+# Each area lands and validates under its own run id `<run id>.<area>` (its own landed.json, validation.json
+# and validation_results rows), so mapped tasks never write the same file. `accept_areas` then gathers the
+# areas that passed into the run's own landed.json and the period's CURRENT pointer, and records which
+# areas were left out and why (restricted run record areas.json) before `protect` runs over them.
+
+
+def area_run_id(run_id: str, unit: str) -> str:
+    return safe_run_id(f"{safe_run_id(run_id)}.{unit}")
+
+
+def _area_record_path(settings: Settings, run_id: str, unit: str) -> Path:
+    return run_dir(settings, run_id) / "areas" / f"{safe_run_id(unit)}.json"
+
+
+def _record_area(settings: Settings, run_id: str, unit: str, **record: Any) -> None:
+    _write_json(_area_record_path(settings, run_id, unit), {"unit": unit, **record})
+
+
+def _failure_reason(exc: BaseException) -> str:
+    # Stage messages are PII-free by construction (they name files, columns, rules and rows, never values).
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def plan_areas(settings: Settings, period: str, run_id: str, location: str | Path) -> list[dict[str, Any]]:
+    """The units (areas, or one combined file) of the period's extract location; recorded (plan.json) so
+    `accept_areas` accounts for every planned area, whatever happened to its tasks."""
+    from treatment_marts.operations import area_units
+
+    check_period(period)
+    units = area_units(location, load_areas(settings.config_dir))
+    _write_json(run_dir(settings, run_id) / "plan.json", {"period": period, "units": units})
+    return units
+
+
+def land_area(settings: Settings, period: str, run_id: str, unit: str, paths: list[str]) -> dict[str, Any]:
+    """Land one area's files under the area's run id; a failure is recorded for the run, then re-raised."""
+    try:
+        result = land(settings, period, paths, area_run_id(run_id, unit))
+    except Exception as exc:
+        _record_area(settings, run_id, unit, status="failed", stage="land", reason=_failure_reason(exc))
+        raise
+    landed_paths = [item["landed_path"] for item in result["landed"]]
+    _record_area(settings, run_id, unit, status="landed", stage="land", landed=result["landed"])
+    return {"unit": unit, "landed_paths": landed_paths}
+
+
+def validate_area(settings: Settings, period: str, run_id: str, unit: str, area_code: str | None,
+                  landed_paths: list[str]) -> dict[str, Any]:
+    """Validate one area: its file holds only its own rows, then the whole `validate` stage on it."""
+    from treatment_marts.operations import foreign_area_codes
+
+    record = json.loads(_area_record_path(settings, run_id, unit).read_text())
+    try:
+        if area_code:
+            la_codes = [c for p in landed_paths for c in read_landed(p)["la_code"].tolist()]
+            foreign = foreign_area_codes([c if isinstance(c, str) else None for c in la_codes], area_code)
+            if foreign:
+                raise ExtractError(
+                    f"{unit}: {sum(foreign.values())} row(s) of this area's file carry another area's la_code "
+                    f"({', '.join(f'{code}: {n}' for code, n in sorted(foreign.items()))}); an area file holds only its own area"
+                )
+        result = validate(settings, period, area_run_id(run_id, unit), landed_paths)
+    except Exception as exc:
+        _record_area(settings, run_id, unit, status="failed", stage="validate", reason=_failure_reason(exc),
+                     landed=record.get("landed", []))
+        raise
+    # Protection reads the accepted rows: the landed files minus any quarantined rows (same file names).
+    accepted = {Path(p).name: p for p in result["accepted_paths"]}
+    landed_items = [{**item, "landed_path": accepted.get(Path(item["landed_path"]).name, item["landed_path"])}
+                    for item in record.get("landed", [])]
+    _record_area(settings, run_id, unit, status="passed", stage="validate", landed=landed_items,
+                 warnings=result["warnings"], month_over_month=result["month_over_month"],
+                 quarantined_rows=result["quarantined_rows"])
+    return {"unit": unit, "landed_paths": list(result["accepted_paths"]), "warnings": result["warnings"],
+            "quarantined_rows": result["quarantined_rows"]}
+
+
+def accept_areas(settings: Settings, period: str, run_id: str, units: list[str] | None = None,
+                 expected_areas: list[str] | None = None) -> dict[str, Any]:
+    """Gather the areas that passed for `protect`; record the ones left out (failed, or expected and absent).
+
+    `units` default to the run's plan.json. Raises when no area passed: there is nothing to protect.
+    """
+    run_id = safe_run_id(run_id)
+    if units is None:
+        units = [u["unit"] for u in json.loads((run_dir(settings, run_id) / "plan.json").read_text())["units"]]
+    included, excluded, landed = [], [], []
+    for unit in units:
+        path = _area_record_path(settings, run_id, unit)
+        record = json.loads(path.read_text()) if path.exists() else {"status": "failed", "stage": "land", "reason": "did not run"}
+        if record["status"] == "passed":
+            included.append(unit)
+            landed += record["landed"]
+        else:
+            excluded.append({"unit": unit, "stage": record["stage"], "reason": record.get("reason", "did not finish")})
+    if expected_areas:
+        from treatment_marts.operations import COMBINED_UNIT
+
+        if COMBINED_UNIT not in units:  # a combined file's areas are checked by validation, not by name
+            excluded += [{"unit": a, "stage": "arrival", "reason": "no extract in the inbox"}
+                         for a in sorted(set(expected_areas) - set(units))]
+    outcome = {"period": period, "run_id": run_id, "included": included, "excluded": excluded}
+    _write_json(run_dir(settings, run_id) / "areas.json", outcome)
+    if not included:
+        raise ExtractError(f"no area passed land and validate for {period}: "
+                           + "; ".join(f"{e['unit']} ({e['stage']})" for e in excluded))
+    _write_json(run_dir(settings, run_id) / "landed.json", {"period": period, "run_id": run_id, "landed": landed})
+    landed_paths = [item["landed_path"] for item in landed]
+    _write_json(_current_pointer(settings, period), {"run_id": run_id, "landed_paths": landed_paths})
+    return {**outcome, "landed_paths": landed_paths}
+
+
+def disclosure_summary(staged_dir: str | Path, excluded: list[dict] | None = None) -> dict[str, Any]:
+    """What an IG reviewer needs before approving a staged release: cells and suppressed cells per mart and
+    the audit result. Cell counts only -- never a true (suppressed) value."""
+    staged = Path(staged_dir)
+    manifest = json.loads((staged / "run_manifest.json").read_text())
+    log = pd.read_parquet(staged / "suppression_log.parquet", columns=["mart"]) if manifest["suppressed_cells"] else None
+    suppressed = log["mart"].value_counts().to_dict() if log is not None and "mart" in log.columns else {}
+    marts = []
+    for path in sorted((staged / "marts").glob("*.parquet")):
+        frame = pd.read_parquet(path, columns=["count"])
+        marts.append({"mart": path.stem, "cells": int(len(frame)), "suppressed": int(suppressed.get(path.stem, 0))})
+    return {
+        "period": manifest["period"],
+        "run_id": manifest["run_id"],
+        "k": manifest["k"],
+        "marts": marts,
+        "suppressed_cells": manifest["suppressed_cells"],
+        "cells_checked": manifest["audit"]["cells_checked"],
+        "disclosed": manifest["audit"]["disclosed"],
+        "audit_passed": manifest["audit"]["disclosed"] == 0,
+        "excluded_areas": [{"unit": e["unit"], "stage": e["stage"]} for e in (excluded or [])],
+    }
+
+
+def record_approval(settings: Settings, run_id: str, *, decision: str, by: str, at: str, comment: str) -> Path:
+    """The IG reviewer's decision on a staged release, in the restricted run record (approval.json)."""
+    path = run_dir(settings, run_id) / "approval.json"
+    _write_json(path, {"run_id": safe_run_id(run_id), "decision": decision, "by": by, "at": at, "comment": comment[:2000]})
+    return path
