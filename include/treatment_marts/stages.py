@@ -28,6 +28,7 @@ from treatment_marts.ingest import (
 )
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.rates import add_percentages
+from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pseudonymise import pseudonym_key
 from treatment_marts.recode import recode
 from treatment_marts.settings import Settings
@@ -220,6 +221,15 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
             mart_names.append(table.name)
         logs.append(protected.log.assign(population=population))
         losses.append(protected.information_loss)
+
+    for definition in marts_config.derived():  # from published (suppressed) marts only: no new disclosure
+        source = pd.read_parquet(marts_dir / f"{definition.derived_from}.parquet")
+        groups = list(definition.prevalence_groups or {})
+        estimates = load_prevalence(settings.config_dir / "reference" / str(definition.reference), areas, groups)
+        frame = build_unmet_need(source, definition, estimates, rules, areas, period)
+        _assert_k_safe(frame, definition.name, rules.disclosure.k)
+        frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
+        mart_names.append(definition.name)
 
     log = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame()
     audit_intervals = pd.concat(intervals, ignore_index=True) if intervals else pd.DataFrame()

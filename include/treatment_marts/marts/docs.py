@@ -21,6 +21,7 @@ DIMENSION_NOTES = {
     "substance_group": "Derived from drug_1..3 by the NDTMS hierarchy with seed 000's crack split (rules.yaml `substances`).",
     "age_band": "Age at episode start (triage date) in the default age-band scheme.",
     "time_in_treatment": "Discharge date minus triage date, for exits.",
+    "prevalence_group": "Groups of the prevalence estimates (unmet-need marts); each counts the adults in treatment in the substance groups listed with its mart. Groups overlap.",
 }
 
 
@@ -29,6 +30,8 @@ def render_marts_doc(config_dir: Path) -> str:
     areas = load_areas(config_dir)
     levels = dimension_levels(rules, areas)
     config = load_marts(config_dir, set(levels))
+    for mart in config.derived():
+        levels["prevalence_group"] = list(mart.prevalence_groups or {})
     used = sorted({d for m in config.marts for d in m.dimensions})
     k = rules.disclosure.k
     lines = [
@@ -49,6 +52,9 @@ def render_marts_doc(config_dir: Path) -> str:
         f"| `count` | distinct adults; **null when suppressed** (counts of 1 to {k} individuals, and complementary cells) |",
         "| `status` | `c` when the cell is suppressed (GSS convention), else null; it never says why |",
         "| `percent` | (some marts) the cell's share of its margin along one dimension, from published counts only; null when its count or base is suppressed |",
+        "| `estimate`, `estimate_lower`, `estimate_upper` | (unmet-need marts) the prevalence estimate and its interval, from the reference file |",
+        "| `unmet_need_percent`, `unmet_need_lower`, `unmet_need_upper` | (unmet-need marts) 100 x (1 - count / estimate), at the estimate and at its lower and upper bound; null when the count is suppressed or there is no estimate |",
+        "| `estimate_year`, `estimate_source` | (unmet-need marts) the estimate's year and source, as given in the reference file |",
         "",
         f"Unit of count: distinct clients, each counted once per mart by their latest episode in the population. "
         f"Zeros are {'published' if rules.disclosure.zeros == 'show' else 'suppressed like 1 to k'}.",
@@ -70,6 +76,11 @@ def render_marts_doc(config_dir: Path) -> str:
             f"- Dimensions: {', '.join(f'`{d}`' for d in mart.dimensions)}",
             f"- Measure: {mart.measure}" + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
         ]
+        if mart.derived_from:
+            lines.append(f"- Derived after suppression from the published `{mart.derived_from}` (sex = Total) and the "
+                         f"reference file `include/config/reference/{mart.reference}`")
+            lines += [f"- `{group}` = adults in treatment in: {', '.join(rules.substances.group_labels[m] for m in members)}"
+                      for group, members in (mart.prevalence_groups or {}).items()]
         lines += [f"- Caveat: {c}" for c in mart.caveats]
         lines.append("")
     lines += ["## Dimensions", ""]
