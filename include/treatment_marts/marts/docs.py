@@ -21,6 +21,7 @@ DIMENSION_NOTES = {
     "substance_group": "Derived from drug_1..3 by the NDTMS hierarchy with seed 000's crack split (rules.yaml `substances`).",
     "age_band": "Age at episode start (triage date) in the default age-band scheme.",
     "time_in_treatment": "Discharge date minus triage date, for exits.",
+    "representation": "For successful completions in the completion window: whether a new episode started (triage) within 6 months after the discharge (boundary included).",
     "prevalence_group": "Groups of the prevalence estimates (unmet-need marts); each counts the adults in treatment in the substance groups listed with its mart. Groups overlap.",
 }
 
