@@ -119,7 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from treatment_marts.bench import main as bench_main
 
     sizes = [int(x) for x in args.clients.split(",")]
-    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation)
+    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation, args.catalogue)
 
 
 def cmd_where(args: argparse.Namespace) -> int:
@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="also write the figures as JSON here")
     bench.add_argument("--validation", type=int, metavar="CLIENTS",
                        help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
+    bench.add_argument("--catalogue", type=int, metavar="CLIENTS",
+                       help="instead: build + publish time and peak memory of the whole mart catalogue on a month of CLIENTS")
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")

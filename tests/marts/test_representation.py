@@ -5,11 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from treatment_marts.audit import audit
 from treatment_marts.config import load_areas, load_rules
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.populations import NOT_REPRESENTED, REPRESENTED, SUCCESS, completion_window, distinct_episodes
 from treatment_marts.recode import recode
 from treatment_marts.settings import REPO_DIR
+from treatment_marts.suppress import MartTable
+from treatment_marts.suppress import protect as protect_tables
 from treatment_marts.synth import generate_history
 
 CONFIG = REPO_DIR / "include" / "config"
@@ -110,6 +113,11 @@ def test_the_mart_builds_from_the_population(generated_history: pd.DataFrame) ->
     table = build_mart(select_population(generated_history, mart.population, PERIOD), mart, PERIOD, levels)
     cell = table.set_index(list(mart.dimensions))["count"]
     assert cell[("Total", "Total", "Total")] == cell[("Total", "Total", NOT_REPRESENTED)] + cell[("Total", "Total", REPRESENTED)]
+    # It is a population of its own: protected alone, K3 + secondary suppression, and the audit passes.
+    protected = protect_tables([MartTable(mart.name, tuple(mart.dimensions), table)], k=rules.disclosure.k, zeros=rules.disclosure.zeros)
+    assert audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log).passed
+    published = protected.tables[0].frame["count"].dropna()
+    assert not ((published >= 1) & (published <= rules.disclosure.k)).any()
 
 
 def test_without_twelve_accepted_months_the_mart_is_not_built_and_the_manifest_says_why(tmp_path) -> None:
