@@ -70,7 +70,7 @@ NOTES = [
     "percentage, i.e. lie within 0.5 points (the seed's rows sum to 99-101, so sums are never compared). The mart",
     "protected alone, as seed 000 published Table 1, reproduces all twelve figures. In the full catalogue the 14",
     "in-treatment marts are protected together, and secondary suppression can withhold a Table 1 cell that the single",
-    "table publishes (in the test dataset, Northton's and Other's opiate-and-crack and crack cells); every published",
+    "table publishes (which cells depends on the whole dataset; the test requires at least 6 of 12); every published",
     "cell is exact and every withheld one is `c` with its true value in the restricted log. The generator alone does",
     "not land within rounding (measured for 2024-03 and 2025-01: up to 3.4 points off, e.g. Northton opiate-not-crack 44% against 47%), hence the calibration.",
     "",
