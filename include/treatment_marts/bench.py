@@ -143,6 +143,38 @@ def bench_validation(clients: int, *, workdir: Path, seed: int = 20240101, perio
     }
 
 
+def bench_catalogue(clients: int, *, workdir: Path, seed: int = 20240101, period: str = "2024-03") -> dict:
+    """Build + publish of the whole mart catalogue for one month of ``clients`` (validation not included).
+
+    Build = the protect stage (recode, every mart, suppression, audit, derived marts); publish = Parquet
+    release, SQL warehouse (SQLite), suppression log, IG report and exports. Peak RSS is the process's.
+    """
+    from treatment_marts import stages
+    from treatment_marts.synth import generate_extract, write_extract
+
+    frame = generate_extract(period, clients=clients, seed=seed)
+    rows = len(frame)
+    extract = write_extract(frame, workdir / "inbox" / "extract.parquet")
+    del frame
+    settings = Settings.from_env(data_root=workdir / "data")
+    landed = stages.land(settings, period, extract, "bench")
+    paths = [item["landed_path"] for item in landed["landed"]]
+    results: list[StageMeasure] = []
+    sampler = _PeakSampler()
+    sampler.start()
+    started = time.perf_counter()
+    with measure("build (recode, marts, suppress, audit)", results, rows) as m:
+        protected = stages.protect(settings, period, "bench", paths)
+        m.extra = {"marts": len(protected["marts"]), "suppressed_cells": protected["suppressed_cells"]}
+    with measure("publish (Parquet, warehouse, log, report, exports)", results, rows):
+        published = stages.publish(settings, period, "bench", protected["staged_dir"])
+    total = round(time.perf_counter() - started, 2)
+    peak = round(sampler.stop() / 2**20, 1)
+    cells = sum(len(pd.read_parquet(p)) for p in published["marts"].values())
+    return {"clients": clients, "rows": rows, "marts": len(published["marts"]), "cells": cells,
+            "stages": [asdict(r) for r in results], "build_publish_seconds": total, "peak_rss_mb": peak}
+
+
 def bench_scaling(client_sizes: list[int], *, fmt: str = "parquet") -> list[dict]:
     out = []
     for clients in client_sizes:
@@ -165,7 +197,18 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(clients: list[int], fmt: str, json_out: Path | None, validation_clients: int | None = None) -> int:
+def main(clients: list[int], fmt: str, json_out: Path | None, validation_clients: int | None = None,
+         catalogue_clients: int | None = None) -> int:
+    if catalogue_clients:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+            figures = bench_catalogue(catalogue_clients, workdir=Path(tmp))
+        for stage in figures["stages"]:
+            print(f"  {stage['stage']:55s} {stage['seconds']:9.2f} s {stage['peak_rss_mb']:9.0f} MB")
+        print(f"catalogue of {figures['marts']} marts ({figures['cells']:,} cells) from {figures['rows']:,} episode rows: "
+              f"build + publish {figures['build_publish_seconds']:.1f} s, peak RSS {figures['peak_rss_mb']:.0f} MB")
+        if json_out:
+            json_out.write_text(json.dumps(figures, indent=2))
+        return 0
     if validation_clients:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
             figures = bench_validation(validation_clients, workdir=Path(tmp))

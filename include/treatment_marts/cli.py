@@ -133,7 +133,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
 
     sizes = [int(x) for x in args.clients.split(",")]
-    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation)
+    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation, args.catalogue)
 
 
 def cmd_where(args: argparse.Namespace) -> int:
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: the suppressor's information loss beside the exact optimum on TABLES random small tables")
     bench.add_argument("--validation", type=int, metavar="CLIENTS",
                        help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
+    bench.add_argument("--catalogue", type=int, metavar="CLIENTS",
+                       help="instead: build + publish time and peak memory of the whole mart catalogue on a month of CLIENTS")
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")

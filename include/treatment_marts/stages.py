@@ -27,7 +27,9 @@ from treatment_marts.ingest import (
     read_landed,
 )
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
+from treatment_marts.marts.populations import history_months
 from treatment_marts.marts.rates import add_percentages
+from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pseudonymise import pseudonym_key
 from treatment_marts.recode import recode
 from treatment_marts.settings import Settings
@@ -269,9 +271,15 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     marts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     carried = suppressed_in_current_release(settings, period)
-    logs, losses, intervals, mart_names = [], [], [], []
+    logs, losses, intervals, mart_names, not_built = [], [], [], [], {}
     for population, definitions in marts_config.by_population().items():
-        clients = select_population(recoded.frame, population, period)
+        source = recoded.frame
+        if history_months(population) > 1:
+            source, missing = _history(settings, period, history_months(population), recoded.frame, rules, areas)
+            if missing:
+                not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
+                continue
+        clients = select_population(source, population, period)
         tables = [
             MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
             for d in definitions
@@ -292,6 +300,15 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
             mart_names.append(table.name)
         logs.append(protected.log.assign(population=population))
         losses.append(protected.information_loss)
+
+    for definition in marts_config.derived():  # from published (suppressed) marts only: no new disclosure
+        source = pd.read_parquet(marts_dir / f"{definition.derived_from}.parquet")
+        groups = list(definition.prevalence_groups or {})
+        estimates = load_prevalence(settings.config_dir / "reference" / str(definition.reference), areas, groups)
+        frame = build_unmet_need(source, definition, estimates, rules, areas, period)
+        _assert_k_safe(frame, definition.name, rules.disclosure.k)
+        frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
+        mart_names.append(definition.name)
 
     log = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame()
     audit_intervals = pd.concat(intervals, ignore_index=True) if intervals else pd.DataFrame()
@@ -323,6 +340,7 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
         "episodes_in": recoded.episodes_in,
         "excluded_no_consent": recoded.excluded_no_consent,
         "marts": mart_names,
+        "marts_not_built": not_built,
         "suppressed_cells": int(len(log)),
         "audit": {"cells_checked": int(len(audit_intervals)), "disclosed": 0},
         "protected_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -335,6 +353,21 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
         "marts": mart_names,
         "suppressed_cells": int(len(log)),
     }
+
+
+def _history(settings: Settings, period: str, months: int, current: pd.DataFrame, rules, areas) -> tuple[pd.DataFrame, list[str]]:
+    """Recoded episodes of the ``months`` accepted extracts ending with ``period`` (for re-presentation);
+    the periods with no accepted extract are returned instead of a partial history."""
+    first = pd.Period(period, freq="M") - (months - 1)
+    frames, missing = [current], []
+    for offset in range(months - 1):
+        earlier = (first + offset).strftime("%Y-%m")
+        extract = accepted_extract(settings, earlier)
+        if extract is None:
+            missing.append(earlier)
+        else:
+            frames.append(recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame)
+    return (pd.concat(frames, ignore_index=True) if not missing else current), missing
 
 
 def _assert_k_safe(frame: pd.DataFrame, name: str, k: int) -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from treatment_marts.config import SUBSTANCE_GROUPS, AreasConfig, RulesConfig
 from treatment_marts.marts.definitions import MartDefinition
+from treatment_marts.marts.populations import REPRESENTATION_LEVELS
 
 TOTAL = "Total"
 MART_VALUE_COLUMNS = ("count", "status")
@@ -43,6 +44,7 @@ def dimension_levels(rules: RulesConfig, areas: AreasConfig) -> dict[str, list[s
     levels["time_in_treatment"] = list(rules.time_in_treatment.bands)
     for flag in rules.disability_flags:
         levels[f"disability_{flag}"] = ["Yes", "No"]
+    levels["representation"] = list(REPRESENTATION_LEVELS)
     return levels
 
 

@@ -21,7 +21,68 @@ DIMENSION_NOTES = {
     "substance_group": "Derived from drug_1..3 by the NDTMS hierarchy with seed 000's crack split (rules.yaml `substances`).",
     "age_band": "Age at episode start (triage date) in the default age-band scheme.",
     "time_in_treatment": "Discharge date minus triage date, for exits.",
+    "representation": "For successful completions in the completion window: whether a new episode started (triage) within 6 months after the discharge (boundary included).",
+    "prevalence_group": "Groups of the prevalence estimates (unmet-need marts); each counts the adults in treatment in the substance groups listed with its mart. Groups overlap.",
 }
+
+
+NOTES = [
+    "## Definitions and checks",
+    "",
+    "### Unmet need (penetration)",
+    "",
+    "`unmet_need_area_substance` puts the *published* in-treatment counts (sex = Total of",
+    "`in_treatment_substance_area_sex`, after suppression) beside prevalence estimates from",
+    "`include/config/reference/prevalence.csv` (area, prevalence group, estimate with lower/upper bounds, age base,",
+    "year, source, `synthetic` yes/no; validated on load: known areas and groups, lower <= estimate <= upper, one row",
+    "per pair, and a synthetic row's source must start with `SYNTHETIC`). Unmet need = 1 - in treatment / estimate.",
+    "A group's count is a sum of published cells; if any of them is suppressed the count and every unmet-need",
+    "figure of that row are withheld (`c`), so the mart reveals nothing the counts do not. **The shipped estimates",
+    "are synthetic test figures**; for a real needs assessment replace the file with the OHID estimates (which are",
+    "annual, ages 15-64, for a financial year) and read the caveats.",
+    "",
+    "### Successful completions not re-presenting within 6 months",
+    "",
+    "A monthly extract holds only the episodes open in its month, so a completion six months ago is not in it. The",
+    "pipeline keeps every accepted extract (restricted zone, retention 24 months), and the pseudonymous client key",
+    "(keyed hash of initials, date of birth, sex and area) is stable across months, so the measure is computed from",
+    "the **twelve accepted extracts ending with the release month M**:",
+    "",
+    "- completions: adults whose latest *successful* discharge (codes 80-82) with no other episode of theirs still",
+    "  open on that day (a journey exit, not a transfer) fell in months M-11 to M-6;",
+    "- re-presented: a new episode started (triage date) after that discharge and no later than six calendar months",
+    "  after it (boundary included); otherwise 'Did not re-present'. Every completion is followed for the full six",
+    "  months by the end of M.",
+    "",
+    "`percent` is the share of completions that did not re-present. The PHOF C19a-c indicators divide the same",
+    "numerator by all adults in treatment in the period, over a 12-month completion window: use",
+    "`in_treatment_substance_area_sex` for that denominator. Until twelve months have been accepted the mart is",
+    "not built and the release manifest lists it under `marts_not_built` with the missing months. A client who",
+    "re-presents in another area is not linked (the key includes the area).",
+    "",
+    "### Reference check (seed 000 Table 1)",
+    "",
+    "`tests/marts/test_reference_check.py` draws from a generated month a reference dataset with exactly the verified",
+    "Table 1 allocation of the domain notes (`include/config/reference/seed000_table1.yaml`: Exborough 365/709/122/831,",
+    "Northton 976/457/93/550, Other 76,000/76,000/8,000/125,112 at 1:100), runs the real stages over it and reads",
+    "Table 1 back from the published `in_treatment_substance_area_sex`: Other = Total minus the named sites; the",
+    "denominator is the four cohorts only. Tolerance: the rounded (half-up) percentage must equal the published whole",
+    "percentage, i.e. lie within 0.5 points (the seed's rows sum to 99-101, so sums are never compared). The mart",
+    "protected alone, as seed 000 published Table 1, reproduces all twelve figures. In the full catalogue the 14",
+    "in-treatment marts are protected together, and secondary suppression can withhold a Table 1 cell that the single",
+    "table publishes (which cells depends on the whole dataset; the test requires at least 6 of 12); every published",
+    "cell is exact and every withheld one is `c` with its true value in the restricted log. The generator alone does",
+    "not land within rounding (measured for 2024-03 and 2025-01: up to 3.4 points off, e.g. Northton opiate-not-crack 44% against 47%), hence the calibration.",
+    "",
+    "### Young people",
+    "",
+    "There are no young people's marts. The extract contract is the NDTMS *adult* core data set: it has no",
+    "young people's service, setting or YP-specific fields (education, care status, exploitation), and NDTMS",
+    "defines young people in treatment by the service (under 18s, and 18-24s in young people's services), not by",
+    "age. Age bands start at 18 and a client under 18 has no age band (marts using age then fail by name). Young",
+    "people's marts need the YP data set as a second contract.",
+    "",
+]
 
 
 def render_marts_doc(config_dir: Path) -> str:
@@ -29,6 +90,8 @@ def render_marts_doc(config_dir: Path) -> str:
     areas = load_areas(config_dir)
     levels = dimension_levels(rules, areas)
     config = load_marts(config_dir, set(levels))
+    for mart in config.derived():
+        levels["prevalence_group"] = list(mart.prevalence_groups or {})
     used = sorted({d for m in config.marts for d in m.dimensions})
     k = rules.disclosure.k
     lines = [
@@ -49,6 +112,9 @@ def render_marts_doc(config_dir: Path) -> str:
         f"| `count` | distinct adults; **null when suppressed** (counts of 1 to {k} individuals, and complementary cells) |",
         "| `status` | `c` when the cell is suppressed (GSS convention), else null; it never says why |",
         "| `percent` | (some marts) the cell's share of its margin along one dimension, from published counts only; null when its count or base is suppressed |",
+        "| `estimate`, `estimate_lower`, `estimate_upper` | (unmet-need marts) the prevalence estimate and its interval, from the reference file |",
+        "| `unmet_need_percent`, `unmet_need_lower`, `unmet_need_upper` | (unmet-need marts) 100 x (1 - count / estimate), at the estimate and at its lower and upper bound; null when the count is suppressed or there is no estimate |",
+        "| `estimate_year`, `estimate_source` | (unmet-need marts) the estimate's year and source, as given in the reference file |",
         "",
         f"Unit of count: distinct clients, each counted once per mart by their latest episode in the population. "
         f"Zeros are {'published' if rules.disclosure.zeros == 'show' else 'suppressed like 1 to k'}.",
@@ -70,8 +136,14 @@ def render_marts_doc(config_dir: Path) -> str:
             f"- Dimensions: {', '.join(f'`{d}`' for d in mart.dimensions)}",
             f"- Measure: {mart.measure}" + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
         ]
+        if mart.derived_from:
+            lines.append(f"- Derived after suppression from the published `{mart.derived_from}` (sex = Total) and the "
+                         f"reference file `include/config/reference/{mart.reference}`")
+            lines += [f"- `{group}` = adults in treatment in: {', '.join(rules.substances.group_labels[m] for m in members)}"
+                      for group, members in (mart.prevalence_groups or {}).items()]
         lines += [f"- Caveat: {c}" for c in mart.caveats]
         lines.append("")
+    lines += NOTES
     lines += ["## Dimensions", ""]
     for dim in used:
         note = DIMENSION_NOTES.get(dim, "")

@@ -2,16 +2,40 @@
 
 Counting each client once, by their latest episode in the population, makes every table additive (a
 client cannot sit in two cells of one dimension), which is what margins and the suppression audit assume.
+
+Most populations need only the period's extract. `completions_followed_up` (successful completions not
+re-presenting within 6 months, the PHOF C19-style measure) needs twelve months of extracts: a monthly
+extract holds only the episodes open in its month, so a completion six months ago and the episodes that
+followed it are found in the earlier months' accepted extracts, linked by the pseudonymous client key.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+SUCCESS = "Successful completion"  # discharge_group label (rules.yaml collapses.discharge_group)
+REPRESENTED = "Re-presented within 6 months"
+NOT_REPRESENTED = "Did not re-present"
+REPRESENTATION_LEVELS = [NOT_REPRESENTED, REPRESENTED]
+FOLLOW_UP = pd.DateOffset(months=6)
+# Months of extracts, the period's own included, each population is built from.
+HISTORY_MONTHS = {"completions_followed_up": 12}
+
+
+def history_months(population: str) -> int:
+    return HISTORY_MONTHS.get(population, 1)
+
 
 def period_bounds(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
     start = pd.Timestamp(f"{period}-01")
     return start, start + pd.offsets.MonthEnd(0)
+
+
+def completion_window(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Completions counted in the release for ``period``: the six months before the six-month follow-up
+    window that ends with the period (release 2024-12: completions January-June 2024)."""
+    start, _ = period_bounds(period)
+    return start - pd.DateOffset(months=11), start - pd.DateOffset(months=6) + pd.offsets.MonthEnd(0)
 
 
 def _episodes_in(frame: pd.DataFrame, population: str, period: str) -> pd.Series:
@@ -26,8 +50,52 @@ def _episodes_in(frame: pd.DataFrame, population: str, period: str) -> pd.Series
     raise ValueError(f"unknown population {population!r}")
 
 
+def distinct_episodes(history: pd.DataFrame) -> pd.DataFrame:
+    """Each episode once, as its latest extract describes it (the one that carries its discharge)."""
+    ordered = history.sort_values(["period", "agency_code", "episode_id"], kind="stable")
+    return ordered.drop_duplicates(["agency_code", "episode_id"], keep="last").reset_index(drop=True)
+
+
+def completions_followed_up(history: pd.DataFrame, period: str) -> pd.DataFrame:
+    """One row per client whose latest successful journey exit fell in ``completion_window(period)``, with
+    ``representation``: did a new episode start (triage) after that discharge and within 6 months of it?
+
+    A successful discharge while another episode of the client stays open (a transfer between agencies in
+    all but name) is not a journey exit and is not counted. ``history`` holds the recoded episodes of the
+    twelve monthly extracts ending with ``period``; six months of follow-up after the latest completion in
+    the window end on the period's last day, so every client counted has been followed for the full six.
+    """
+    episodes = distinct_episodes(history)
+    first, last = completion_window(period)
+    discharge = episodes["discharge_date"]
+    done = episodes[(episodes["discharge_group"] == SUCCESS) & (discharge >= first) & (discharge <= last)].copy()
+    done = done.sort_values(["client_key", "discharge_date", "agency_code", "episode_id"], kind="stable")
+
+    others = episodes[["client_key", "agency_code", "episode_id", "triage_date", "discharge_date"]].rename(
+        columns={"agency_code": "o_agency", "episode_id": "o_episode", "triage_date": "o_triage", "discharge_date": "o_discharge"}
+    )
+    pairs = done[["client_key", "agency_code", "episode_id", "discharge_date"]].merge(others, on="client_key")
+    pairs = pairs[(pairs["o_agency"] != pairs["agency_code"]) | (pairs["o_episode"] != pairs["episode_id"])]
+    key = ["client_key", "agency_code", "episode_id"]
+    still_open = pairs[(pairs["o_triage"] <= pairs["discharge_date"]) & (pairs["o_discharge"].isna() | (pairs["o_discharge"] > pairs["discharge_date"]))]
+    exits = done.merge(still_open[key].drop_duplicates(), on=key, how="left", indicator=True)
+    exits = exits[exits["_merge"] == "left_only"].drop(columns="_merge")
+    exits = exits.drop_duplicates("client_key", keep="last")
+
+    back = pairs.merge(exits[key], on=key)
+    back = back[(back["o_triage"] > back["discharge_date"]) & (back["o_triage"] <= back["discharge_date"] + FOLLOW_UP)]
+    came_back = exits["client_key"].isin(set(back["client_key"]))
+    exits["representation"] = pd.array([REPRESENTED if b else NOT_REPRESENTED for b in came_back], dtype="string")
+    return exits.reset_index(drop=True)
+
+
 def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.DataFrame:
-    """One row per client: their latest episode (by triage date, then agency and episode id) in the population."""
+    """One row per client: their latest episode (by triage date, then agency and episode id) in the population.
+
+    For ``completions_followed_up`` the frame is the twelve months' history (see ``history_months``).
+    """
+    if population == "completions_followed_up":
+        return completions_followed_up(frame, period)
     episodes = frame[_episodes_in(frame, population, period).fillna(False)]
     ordered = episodes.sort_values(["client_key", "triage_date", "agency_code", "episode_id"], kind="stable")
     return ordered.drop_duplicates("client_key", keep="last").reset_index(drop=True)
