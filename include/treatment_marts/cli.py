@@ -119,7 +119,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from treatment_marts.bench import main as bench_main
 
     sizes = [int(x) for x in args.clients.split(",")]
-    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation)
+    load = None
+    if args.load:
+        months, _, areas = args.load.lower().partition("x")
+        if not (months.isdigit() and areas.isdigit() and int(months) >= 2 and int(areas) >= 1):
+            print("error: --load takes MONTHSxAREAS, e.g. 24x20 (at least 2 months)", file=sys.stderr)
+            return 2
+        load = (int(months), int(areas))
+    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation, load, args.load_clients)
 
 
 def cmd_where(args: argparse.Namespace) -> int:
@@ -190,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="also write the figures as JSON here")
     bench.add_argument("--validation", type=int, metavar="CLIENTS",
                        help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
+    bench.add_argument("--load", metavar="MONTHSxAREAS",
+                       help="instead: a backfill of MONTHS periods x AREAS areas back to back (e.g. 24x20): time and RSS per period")
+    bench.add_argument("--load-clients", type=int, metavar="N", help="with --load: adults per month (default: areas.yaml sizes)")
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")
