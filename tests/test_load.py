@@ -127,3 +127,21 @@ def test_a_reader_process_sees_the_old_or_the_new_release_during_publish(
     runs_seen = [run_id for run_id, _ in report["seen"]]
     switches = sum(1 for a, b in zip(runs_seen, runs_seen[1:]) if a != b)
     assert set(runs_seen) == {"run_a", "run_b"} and switches >= 2, "the reader overlapped several publishes"
+
+
+def test_the_full_size_benchmark_config_has_twenty_valid_areas(tmp_path: Path) -> None:
+    """`bench --load 24x20` needs 20 areas; the configuration has fewer, so it clones valid synthetic ones."""
+    from treatment_marts.bench import load_config
+    from treatment_marts.config import load_areas
+    from treatment_marts.synth import generate_extract
+
+    areas = load_areas(load_config(tmp_path / "config", 20)).areas
+    assert len(areas) == 20 and len({a.code for a in areas}) == 20 and len({a.name for a in areas}) == 20
+    frame = generate_extract("2024-01", clients=4000, config_dir=tmp_path / "config")
+    assert frame["la_code"].nunique() == 20
+
+
+def test_bench_load_usage_errors_exit_2() -> None:
+    from treatment_marts.cli import main
+
+    assert main(["bench", "--load", "1x20"]) == 2 and main(["bench", "--load", "24by20"]) == 2

@@ -171,7 +171,7 @@ def load_config(target: Path, areas: int, source: Path | None = None) -> Path:
     chosen = configured[:areas]
     for i in range(len(chosen), areas):
         clone = dict(configured[i % len(configured)])
-        clone.update(code=f"E069{i:05d}", name=f"Loadshire {i + 1}", location="Other")
+        clone.update(code=f"E06951{i:03d}", name=f"Loadshire {i + 1}", location="Other")
         chosen.append(clone)
     config["areas"] = chosen
     (target / "areas.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
