@@ -394,3 +394,15 @@ def test_real_area_names_pass() -> None:
 
     for plain in ("Bournemouth, Christchurch and Poole", "St. Helens", "Kingston upon Hull", "Stockton-on-Tees", "Brighton & Hove"):
         Area(code="E06000001", name=plain, location="Other", region="North East", clients=1, substance_mix={"alcohol_only": 1.0})
+
+
+def test_nested_parquet_values_are_an_extract_error(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(minimal_frame(2), preserve_index=False)
+    index = table.column_names.index("dat_code")
+    table = table.set_column(index, "dat_code", pa.array([{"a": [1, 2]}, {"a": None}]))
+    pq.write_table(table, tmp_path / "nested.parquet")
+    with pytest.raises(ExtractError, match="nested.parquet"):
+        read_extract(tmp_path / "nested.parquet")

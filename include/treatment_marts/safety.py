@@ -189,10 +189,14 @@ def check_fields(frame: pd.DataFrame, limits: InputLimits, label: str) -> None:
         series = frame[name]
         if not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)):
             continue
-        text = series.astype("string")
+        shown = display_name(name)
+        try:
+            text = series.astype("string")
+        except (TypeError, ValueError):  # e.g. nested Parquet values
+            problems.append(f"column {shown}: holds values that are not text or numbers")
+            continue
         too_long = text.str.len().gt(limits.max_field_chars).fillna(False)
         has_nul = text.str.contains("\x00", regex=False).fillna(False)
-        shown = display_name(name)
         if too_long.any():
             problems.append(
                 f"column {shown}: {int(too_long.sum())} value(s) longer than {limits.max_field_chars} characters "
