@@ -6,7 +6,11 @@ sampled every 20 ms during each stage (psutil), so it includes everything Python
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
+import gc
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -175,6 +179,99 @@ def bench_catalogue(clients: int, *, workdir: Path, seed: int = 20240101, period
             "stages": [asdict(r) for r in results], "build_publish_seconds": total, "peak_rss_mb": peak}
 
 
+def settled_rss_mb() -> float:
+    """This process's resident set after a full GC and returning free heap pages to the OS (glibc), so
+    that what is left is what the process still holds, not allocator slack."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the figure is just noisier
+        pass
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def load_config(target: Path, areas: int, source: Path | None = None) -> Path:
+    """A copy of the configuration with ``areas`` areas: the configured ones first, then synthetic areas
+    cloned from them (new GSS-style code and name), so the load benchmark can run 20 areas."""
+    import yaml
+
+    from treatment_marts.settings import REPO_DIR
+
+    shutil.copytree(source or REPO_DIR / "include" / "config", target)
+    config = yaml.safe_load((target / "areas.yaml").read_text())
+    configured = config["areas"]
+    chosen = configured[:areas]
+    for i in range(len(chosen), areas):
+        clone = dict(configured[i % len(configured)])
+        clone.update(code=f"E06951{i:03d}", name=f"Loadshire {i + 1}", location="Other")
+        chosen.append(clone)
+    config["areas"] = chosen
+    (target / "areas.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
+
+
+def bench_load(
+    months: int,
+    *,
+    workdir: Path,
+    areas: int | list[str] = 20,
+    clients: int | None = None,
+    start: str = "2023-01",
+    seed: int = 20240101,
+) -> dict:
+    """A backfill: ``months`` consecutive periods through the whole pipeline, back to back, in this process.
+
+    Records each period's time and the settled RSS after it; ``slope_mb_per_period`` is the least-squares
+    growth over the periods after the first (which pays for imports and the GX context), the figure the
+    load test bounds. ``areas`` is a count (configured areas first, then synthetic ones) or a list of names.
+    """
+    import numpy as np
+
+    from treatment_marts.stages import run_period
+    from treatment_marts.synth import generate_history, write_extract
+
+    settings = Settings.from_env(data_root=workdir / "data")
+    if isinstance(areas, int):
+        config_dir, names = load_config(workdir / "config", areas, settings.config_dir), None
+        settings = dataclasses.replace(settings, config_dir=config_dir)
+    else:
+        config_dir, names = settings.config_dir, list(areas)
+    periods = []
+    for period, frame in generate_history(start, months, clients=clients, areas=names, seed=seed, config_dir=config_dir):
+        rows = len(frame)
+        extract = write_extract(frame, workdir / "inbox" / f"period={period}" / "extract.parquet")
+        del frame
+        started = time.perf_counter()
+        run_period(settings, period, extract.parent, run_id=f"load_{period}")
+        seconds = time.perf_counter() - started
+        periods.append({"period": period, "rows": rows, "seconds": round(seconds, 2), "rss_mb": round(settled_rss_mb(), 1)})
+        extract.unlink()
+    rss = [p["rss_mb"] for p in periods]
+    steady = rss[1:]
+    slope = float(np.polyfit(range(len(steady)), steady, 1)[0]) if len(steady) >= 2 else 0.0
+    return {
+        "months": months,
+        "areas": areas if isinstance(areas, int) else len(areas),
+        "periods": periods,
+        "slope_mb_per_period": round(slope, 2),
+        "rss_first_mb": rss[0],
+        "rss_last_mb": rss[-1],
+        "seconds_total": round(sum(p["seconds"] for p in periods), 1),
+    }
+
+
+def render_load(result: dict) -> str:
+    lines = [f"\nbackfill: {result['months']} months x {result['areas']} areas, back to back in one process",
+             f"  {'period':8s} {'rows':>9s} {'seconds':>9s} {'settled RSS MB':>15s}"]
+    for p in result["periods"]:
+        lines.append(f"  {p['period']:8s} {p['rows']:9,d} {p['seconds']:9.1f} {p['rss_mb']:15.0f}")
+    lines.append(
+        f"  total {result['seconds_total']:.0f} s; RSS {result['rss_first_mb']:.0f} -> {result['rss_last_mb']:.0f} MB; "
+        f"growth after the first period {result['slope_mb_per_period']:+.2f} MB/period"
+    )
+    return "\n".join(lines)
+
+
 def bench_scaling(client_sizes: list[int], *, fmt: str = "parquet") -> list[dict]:
     out = []
     for clients in client_sizes:
@@ -197,8 +294,23 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(clients: list[int], fmt: str, json_out: Path | None, validation_clients: int | None = None,
-         catalogue_clients: int | None = None) -> int:
+def main(
+    clients: list[int],
+    fmt: str,
+    json_out: Path | None,
+    validation_clients: int | None = None,
+    catalogue_clients: int | None = None,
+    load: tuple[int, int] | None = None,
+    load_clients: int | None = None,
+) -> int:
+    if load:
+        months, area_count = load
+        with tempfile.TemporaryDirectory(prefix="tm-bench-load-") as tmp:
+            figures = bench_load(months, workdir=Path(tmp), areas=area_count, clients=load_clients)
+        print(render_load(figures))
+        if json_out:
+            json_out.write_text(json.dumps(figures, indent=2))
+        return 0
     if catalogue_clients:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
             figures = bench_catalogue(catalogue_clients, workdir=Path(tmp))

@@ -133,7 +133,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
 
     sizes = [int(x) for x in args.clients.split(",")]
-    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation, args.catalogue)
+    load = None
+    if args.load:
+        months, _, areas = args.load.lower().partition("x")
+        if not (months.isdigit() and areas.isdigit() and int(months) >= 2 and int(areas) >= 1):
+            print("error: --load takes MONTHSxAREAS, e.g. 24x20 (at least 2 months)", file=sys.stderr)
+            return 2
+        load = (int(months), int(areas))
+    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation, args.catalogue,
+                      load, args.load_clients)
 
 
 def cmd_where(args: argparse.Namespace) -> int:
@@ -208,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
     bench.add_argument("--catalogue", type=int, metavar="CLIENTS",
                        help="instead: build + publish time and peak memory of the whole mart catalogue on a month of CLIENTS")
+    bench.add_argument("--load", metavar="MONTHSxAREAS",
+                       help="instead: a backfill of MONTHS periods x AREAS areas back to back (e.g. 24x20): time and RSS per period")
+    bench.add_argument("--load-clients", type=int, metavar="N", help="with --load: adults per month (default: areas.yaml sizes)")
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")

@@ -7,6 +7,7 @@ gap, an unknown dimension) fails here with the file and the field named, before 
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from treatment_marts.contract import ExtractContract, load_contract
+
+# Names that become SQL column names (dimensions): checked here on load, quoted by SQLAlchemy on use.
+SQL_IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+# Area, location and region labels become published values and export file names: plain words only
+# (no path separators, no leading formula character, no control characters).
+PLACE_LABEL = r"^[A-Za-z][A-Za-z0-9 '&(),.]*(?:-[A-Za-z0-9 '&(),.]+)*$"
 
 SUBSTANCE_GROUPS = (
     "opiate_not_crack",
@@ -39,9 +46,9 @@ class _Strict(BaseModel):
 
 class Area(_Strict):
     code: str = Field(pattern=r"^E(0[6-9]|10)\d{6}$")
-    name: str = Field(min_length=1)
-    location: str
-    region: str
+    name: str = Field(pattern=PLACE_LABEL, max_length=64)
+    location: str = Field(pattern=PLACE_LABEL, max_length=64)
+    region: str = Field(pattern=PLACE_LABEL, max_length=64)
     clients: int = Field(gt=0)
     substance_mix: dict[str, float]
 
@@ -234,6 +241,14 @@ class RulesConfig(_Strict):
         bands = ["age_band" if name == self.age_bands.default else f"age_band_{name}" for name in self.age_bands.schemes]
         flags = [f"disability_{flag}" for flag in self.disability_flags]
         return [*_FIXED_RECODED, *bands, *self.collapses, *flags]
+
+    @field_validator("collapses", "disability_flags")
+    @classmethod
+    def _names_are_identifiers(cls, mapping: dict) -> dict:
+        bad = [name for name in mapping if not re.fullmatch(SQL_IDENTIFIER, name)]
+        if bad:
+            raise ValueError(f"{[name[:40] for name in bad]} cannot be column names: use lower_snake_case matching {SQL_IDENTIFIER}")
+        return mapping
 
     def check_against(self, contract: ExtractContract) -> None:
         """Every collapse covers every code of its source column exactly once; the record-level product names

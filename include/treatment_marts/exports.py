@@ -16,13 +16,25 @@ import pandas as pd
 from treatment_marts.marts.builder import TOTAL
 from treatment_marts.settings import Settings
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# OWASP CSV-injection prefixes, their full-width forms (some spreadsheet locales fold them to ASCII) and
+# the line breaks/tabs a cell may start with.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 NATIONAL = "England (all areas)"
 
 
 def neutralise_formula(value: object) -> object:
-    """Prefix a text cell that a spreadsheet would evaluate (OWASP CSV injection guidance)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    """Prefix a text cell that a spreadsheet would evaluate (OWASP CSV injection guidance).
+
+    Line breaks inside a cell become spaces first: pandas does not quote a field holding a bare CR, and a
+    CSV reader would start a new row there, so "x\r=cmd" would put "=cmd" at the start of a cell. Leading
+    spaces are looked through (" =1+1" is evaluated by some spreadsheets); the value is kept readable, just
+    made inert with a leading apostrophe.
+    """
+    if not isinstance(value, str):
+        return value
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+    if value.startswith(FORMULA_PREFIXES) or value.lstrip(" ").startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
 
@@ -39,8 +51,9 @@ def _presentable(frame: pd.DataFrame, marker: str) -> pd.DataFrame:
         zero_base = missing & frame["count"].eq(0).fillna(False)
         out["percent"] = frame["percent"].astype("string").mask(missing, marker).mask(zero_base, "[z]")
     for column in out.columns:
-        if out[column].dtype == "string" or out[column].dtype == object:
-            out[column] = out[column].map(neutralise_formula)
+        # Every non-numeric column (string, object, categorical labels...) goes through the guard.
+        if not (pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column])):
+            out[column] = out[column].astype(object).map(neutralise_formula)
     return out
 
 
@@ -49,7 +62,7 @@ def _for_area(frame: pd.DataFrame, area: str) -> pd.DataFrame:
     if "area" not in frame.columns:
         return frame
     chosen = frame[frame["area"].isin([area, TOTAL])].copy()
-    chosen["area"] = chosen["area"].replace({TOTAL: NATIONAL})
+    chosen["area"] = chosen["area"].astype(object).replace({TOTAL: NATIONAL})  # also for categorical labels
     return chosen
 
 

@@ -5,7 +5,9 @@ anything can fail, so a bad file is never lost; then types it into a Parquet fil
 Landing is idempotent per period: the same bytes land at the same paths.
 
 Error messages name the file, the column, the rule and row numbers, never a value of an identifying
-column (those are the client's identity).
+column (those are the client's identity). Hostile input (bombs, over-long fields, NUL bytes, unsafe
+paths) is refused by :mod:`treatment_marts.safety` before a parser sees it; any other parser failure
+becomes an :class:`ExtractError` too, so a reader raises nothing else.
 """
 
 from __future__ import annotations
@@ -28,17 +30,27 @@ import pyarrow.parquet as pq
 from treatment_marts import __version__
 from treatment_marts.contract import Column, ExtractContract, load_contract
 from treatment_marts.files import write_private
+from treatment_marts.safety import (
+    ExtractError,
+    InputLimits,
+    check_csv_bytes,
+    check_fields,
+    check_file_size,
+    check_xlsx_archive,
+    display_name,
+    inbox_files,
+    load_input_limits,
+    row_list,
+    safe_stem,
+)
 from treatment_marts.settings import Settings
 
 SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".parquet")
 PERIOD_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _ISO_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:[ T]00:00:00(?:\.0+)?)?$")
-_MAX_ROWS_LISTED = 5
 _MAX_EXAMPLES = 3
 
-
-class ExtractError(ValueError):
-    """The extract cannot be read or typed against the contract. The message says what to fix."""
+__all__ = ["ExtractError", "LandedExtract", "check_period", "discover_extracts", "land_extract", "read_extract", "read_landed"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,8 @@ class LandedExtract:
 
 
 def check_period(period: str) -> str:
-    if not isinstance(period, str) or not PERIOD_PATTERN.match(period):
-        raise ExtractError(f"period must be YYYY-MM (e.g. 2024-03), got {period!r}")
+    if not isinstance(period, str) or not PERIOD_PATTERN.fullmatch(period):
+        raise ExtractError(f"period must be YYYY-MM (e.g. 2024-03), got {display_name(repr(period), 40)}")
     return period
 
 
@@ -73,28 +85,26 @@ def sha256_of(path: Path) -> str:
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def _row_list(positions: pd.Index | list[int]) -> str:
-    """Spreadsheet-style row numbers (header is row 1) of offending rows, capped for readability."""
-    rows = [int(p) + 2 for p in list(positions)[:_MAX_ROWS_LISTED]]
-    more = len(positions) - len(rows)
-    return ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+_row_list = row_list
 
 
-def _read_csv_text(path: Path, label: str) -> str:
+def _read_csv_text(path: Path, label: str, limits: InputLimits) -> str:
     raw = path.read_bytes()
     if not raw.strip():
         raise ExtractError(f"{label}: the file is empty")
+    check_csv_bytes(raw, limits, label)
     try:
         return raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is harmless: accept it
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
         raise ExtractError(
-            f"{label}: the file is not UTF-8 (invalid byte 0x{raw[exc.start]:02x} at byte {exc.start}); "
+            f"{label}: the file is not UTF-8 (invalid byte 0x{raw[exc.start]:02x} at byte {exc.start}, line {line}); "
             "it looks like a Windows (cp1252/Latin-1) export. Re-export the extract as UTF-8 CSV."
         ) from None
 
 
-def _read_csv(path: Path, label: str) -> pd.DataFrame:
-    text = _read_csv_text(path, label)
+def _read_csv(path: Path, label: str, limits: InputLimits) -> pd.DataFrame:
+    text = _read_csv_text(path, label, limits)
     header_line = text.splitlines()[0] if text.splitlines() else ""
     if "," not in header_line:
         for name, delimiter in (("semicolon", ";"), ("tab", "\t"), ("pipe", "|")):
@@ -116,16 +126,29 @@ def _read_csv(path: Path, label: str) -> pd.DataFrame:
         raise ExtractError(f"{label}: the file has no header row") from None
     except pd.errors.ParserError as exc:
         # pandas names the line; it does not echo field values.
-        raise ExtractError(f"{label}: the CSV is malformed or truncated ({exc})") from None
-    _check_duplicate_header(label, list(pd.read_csv(io.StringIO(header_line + "\n"), header=None, dtype=str).iloc[0]))
+        raise ExtractError(f"{label}: the CSV is malformed or truncated ({display_name(exc, 200)})") from None
+    except (ValueError, OverflowError, MemoryError) as exc:  # e.g. a header the C parser cannot take
+        raise ExtractError(f"{label}: the CSV cannot be parsed ({type(exc).__name__})") from None
+    try:
+        header = pd.read_csv(io.StringIO(header_line + "\n"), header=None, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        raise ExtractError(f"{label}: the header row cannot be parsed") from None
+    _check_duplicate_header(label, [str(c) for c in header.iloc[0]] if len(header) else [])
     return frame
 
 
-def _read_xlsx(path: Path, label: str) -> pd.DataFrame:
+def _read_xlsx(path: Path, label: str, limits: InputLimits) -> pd.DataFrame:
+    check_xlsx_archive(path, limits, label)  # zip/XML bombs: refused before openpyxl parses anything
     try:
-        sheets = pd.ExcelFile(path, engine="openpyxl")
-    except Exception as exc:  # openpyxl raises several types for corrupt files
+        return _parse_xlsx(path, label)
+    except ExtractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - openpyxl/ElementTree raise many types for corrupt parts
         raise ExtractError(f"{label}: not a readable XLSX workbook ({type(exc).__name__})") from None
+
+
+def _parse_xlsx(path: Path, label: str) -> pd.DataFrame:
+    sheets = pd.ExcelFile(path, engine="openpyxl")
     names = sheets.sheet_names
     if len(names) == 1:
         sheet = names[0]
@@ -145,24 +168,26 @@ def _read_xlsx(path: Path, label: str) -> pd.DataFrame:
 def _read_parquet(path: Path, label: str) -> pd.DataFrame:
     try:
         table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
+        _check_duplicate_header(label, table.column_names)
+        return table.to_pandas()
+    except ExtractError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Arrow raises many types (ArrowInvalid, ArrowTypeError, OSError...)
         raise ExtractError(f"{label}: not a readable Parquet file ({type(exc).__name__})") from None
-    _check_duplicate_header(label, table.column_names)
-    return table.to_pandas()
 
 
 def _check_duplicate_header(label: str, header: list[str]) -> None:
     seen: set[str] = set()
     dupes = sorted({h for h in header if h in seen or seen.add(h)})  # type: ignore[func-returns-value]
     if dupes:
-        raise ExtractError(f"{label}: duplicated column(s) in the header: {', '.join(dupes)}")
+        raise ExtractError(f"{label}: duplicated column(s) in the header: {', '.join(display_name(d) for d in dupes[:10])}")
 
 
 def _check_columns(label: str, frame: pd.DataFrame, contract: ExtractContract) -> None:
     columns = [str(c) for c in frame.columns]
     _check_duplicate_header(label, columns)
     missing = [c for c in contract.column_names if c not in columns]
-    extra = [c for c in columns if c not in contract.column_names]
+    extra = [display_name(c) for c in columns if c not in contract.column_names]
     problems = []
     if missing:
         problems.append(f"missing column(s): {', '.join(missing)}")
@@ -234,25 +259,35 @@ def type_frame(frame: pd.DataFrame, contract: ExtractContract, source: str) -> p
     return pd.DataFrame(typed)
 
 
-def read_extract(path: Path | str, contract: ExtractContract | None = None, label: str | None = None) -> pd.DataFrame:
+def read_extract(
+    path: Path | str,
+    contract: ExtractContract | None = None,
+    label: str | None = None,
+    limits: InputLimits | None = None,
+) -> pd.DataFrame:
     """Read a CSV, XLSX or Parquet extract into the typed frame of docs/architecture.md.
 
-    ``label`` is the file name used in messages (the name the provider gave it, not the landed copy's).
+    ``label`` is the file name used in messages (the name the provider gave it, not the landed copy's);
+    ``limits`` defaults to :class:`~treatment_marts.safety.InputLimits` (operations.yaml's defaults).
+    Raises :class:`ExtractError` and nothing else for any content of the file.
     """
     path = Path(path)
-    label = label or path.name
+    label = display_name(label or path.name)
     contract = contract or load_contract()
+    limits = limits or InputLimits()
     if not path.is_file():
-        raise ExtractError(f"extract not found: {path}")
+        raise ExtractError(f"extract not found: {display_name(path, 200)}")
+    check_file_size(path, limits, label)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        frame = _read_csv(path, label)
+        frame = _read_csv(path, label, limits)
     elif suffix == ".xlsx":
-        frame = _read_xlsx(path, label)
+        frame = _read_xlsx(path, label, limits)
     elif suffix == ".parquet":
         frame = _read_parquet(path, label)
     else:
-        raise ExtractError(f"{label}: unsupported file type {suffix or '(none)'}; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+        raise ExtractError(f"{label}: unsupported file type {display_name(suffix or '(none)')}; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    check_fields(frame, limits, label)
     _check_columns(label, frame, contract)
     return type_frame(frame, contract, label)
 
@@ -260,15 +295,20 @@ def read_extract(path: Path | str, contract: ExtractContract | None = None, labe
 # --- landing ------------------------------------------------------------------------------------------
 
 
-def land_raw(settings: Settings, period: str, source_path: Path) -> tuple[Path, str]:
-    """Copy the file as received into raw/period=YYYY-MM/, named by content hash; idempotent."""
+def land_raw(settings: Settings, period: str, source_path: Path, limits: InputLimits | None = None) -> tuple[Path, str]:
+    """Copy the file as received into raw/period=YYYY-MM/, named by a safe stem and the content hash; idempotent.
+
+    A file above ``max_file_mb`` is not copied (it stays where it is): the raw zone must not be filled by it.
+    """
     check_period(period)
     if not source_path.is_file():
-        raise ExtractError(f"extract not found: {source_path}")
+        raise ExtractError(f"extract not found: {display_name(source_path, 200)}")
+    check_file_size(source_path, limits or InputLimits(), display_name(source_path.name))
     digest = sha256_of(source_path)
     target_dir = settings.raw_dir / f"period={period}"
     target_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = target_dir / f"{source_path.stem}.{digest[:12]}{source_path.suffix.lower()}"
+    suffix = source_path.suffix.lower() if source_path.suffix.lower() in SUPPORTED_SUFFIXES else ".bin"
+    target = target_dir / f"{safe_stem(source_path.stem)}.{digest[:12]}{suffix}"
     if not target.exists():
         tmp = target.with_name(f".{target.name}.tmp")
         shutil.copyfile(source_path, tmp)
@@ -281,15 +321,16 @@ def land_raw(settings: Settings, period: str, source_path: Path) -> tuple[Path, 
 def land_extract(settings: Settings, period: str, source_path: Path | str, run_id: str) -> LandedExtract:
     """Land one extract: raw copy first (never lost), then the typed Parquet and its manifest."""
     source_path = Path(source_path)
-    raw_path, digest = land_raw(settings, period, source_path)
-    frame = read_extract(raw_path, label=source_path.name)
+    limits = load_input_limits(settings.config_dir)
+    raw_path, digest = land_raw(settings, period, source_path, limits)
+    frame = read_extract(raw_path, label=source_path.name, limits=limits)
     landed_dir = settings.restricted_dir / "landed" / f"period={period}"
-    landed_path = landed_dir / f"{source_path.stem}.{digest[:12]}.parquet"
+    landed_path = landed_dir / f"{safe_stem(source_path.stem)}.{digest[:12]}.parquet"
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
     write_private(landed_path, buffer.getvalue().to_pybytes())
     manifest = {
-        "source": source_path.name,
+        "source": display_name(source_path.name),
         "period": period,
         "sha256": digest,
         "rows": len(frame),
@@ -303,7 +344,7 @@ def land_extract(settings: Settings, period: str, source_path: Path | str, run_i
     }
     write_private(landed_path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2).encode())
     return LandedExtract(
-        source=source_path.name,
+        source=display_name(source_path.name),
         period=period,
         sha256=digest,
         raw_path=str(raw_path),
@@ -326,14 +367,10 @@ def read_landed(landed_path: Path | str) -> pd.DataFrame:
     return frame[contract.column_names]
 
 
-def discover_extracts(location: Path | str) -> list[Path]:
-    """A file, or every supported file in a directory (sorted, so runs are deterministic)."""
-    location = Path(location)
-    if location.is_file():
-        return [location]
-    if location.is_dir():
-        found = sorted(p for p in location.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith("."))
-        if not found:
-            raise ExtractError(f"no extract files ({', '.join(SUPPORTED_SUFFIXES)}) in {location}")
-        return found
-    raise ExtractError(f"extract location does not exist: {location}")
+def discover_extracts(location: Path | str, allowed_roots: tuple[Path, ...] | None = None) -> list[Path]:
+    """A file, or every supported file in a directory (sorted, so runs are deterministic).
+
+    Path safety (``..``, control characters, symlinks leaving the folder, roots outside ``allowed_roots``)
+    is :func:`treatment_marts.safety.inbox_files`'s.
+    """
+    return inbox_files(location, SUPPORTED_SUFFIXES, allowed_roots)

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from treatment_marts.safety import allowed_roots_from_env, check_path_text, check_within
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parents[1]
 
@@ -34,6 +36,9 @@ class Settings:
     restricted_warehouse_url: str
     config_dir: Path = field(default=REPO_DIR / "include" / "config")
     expectations_dir: Path = field(default=REPO_DIR / "expectations")
+    # TREATMENT_MARTS_ALLOWED_ROOTS: when set, the data root and every extract location must resolve under
+    # one of these (a DAG run's `data_root`/`extract` params are then confined); None = not confined.
+    allowed_roots: tuple[Path, ...] | None = None
 
     @classmethod
     def from_env(
@@ -42,7 +47,11 @@ class Settings:
         warehouse_url: str | None = None,
         restricted_warehouse_url: str | None = None,
     ) -> Settings:
-        root = Path(data_root).expanduser().resolve() if data_root else _env_path(ENV_DATA_ROOT, Path.cwd() / "data")
+        allowed = allowed_roots_from_env()
+        if data_root:
+            root = check_within(check_path_text(data_root, "data root"), allowed, "data root")
+        else:
+            root = check_within(_env_path(ENV_DATA_ROOT, Path.cwd() / "data"), allowed, "data root")
         public_url = warehouse_url or os.environ.get(ENV_WAREHOUSE_URL) or f"sqlite:///{root / 'warehouse.db'}"
         restricted_url = (
             restricted_warehouse_url
@@ -55,6 +64,7 @@ class Settings:
             restricted_warehouse_url=restricted_url,
             config_dir=_env_path(ENV_CONFIG_DIR, REPO_DIR / "include" / "config"),
             expectations_dir=_env_path(ENV_EXPECTATIONS_DIR, REPO_DIR / "expectations"),
+            allowed_roots=allowed,
         )
 
     # Zones (ARCHITECTURE.md "Storage"): raw and restricted never leave the restricted zone;

@@ -69,7 +69,7 @@ def land(settings: Settings, period: str, extract_paths: list[str | Path] | str 
     run_id = safe_run_id(run_id)
     if isinstance(extract_paths, (str, Path)):
         extract_paths = [extract_paths]
-    files = [f for location in extract_paths for f in discover_extracts(location)]
+    files = [f for location in extract_paths for f in discover_extracts(location, settings.allowed_roots)]
     landed = [land_extract(settings, period, f, run_id).to_dict() for f in files]
     result = {"period": period, "run_id": run_id, "landed": landed}
     _write_json(run_dir(settings, run_id) / "landed.json", result)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from treatment_marts.config import SUBSTANCE_GROUPS, ConfigError, _validated
-
-SQL_IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+from treatment_marts.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, _validated
 
 
 class Population(BaseModel):
@@ -23,7 +21,7 @@ class MartDefinition(BaseModel):
     name: str = Field(pattern=SQL_IDENTIFIER)
     title: str
     population: str
-    dimensions: list[str] = Field(min_length=1, max_length=4)
+    dimensions: list[Annotated[str, Field(pattern=SQL_IDENTIFIER)]] = Field(min_length=1, max_length=4)
     measure: Literal["clients", "unmet_need"]
     percent_of: str | None = None
     caveats: list[str] = []
