@@ -16,11 +16,41 @@ ALERT_WEBHOOK_CONN = "treatment_marts_webhook"  # optional Airflow connection: h
 ALERT_SMTP_CONN = "treatment_marts_smtp"  # optional: host, port; extra {"sender": ..., "recipients": [...]}
 
 
+ENV_ALLOWED_WAREHOUSES = "TREATMENT_MARTS_ALLOWED_WAREHOUSE_URLS"
+
+
+class WarehouseNotAllowed(ValueError):
+    """A run asked for a warehouse the deployment does not allow (the restricted log would go there)."""
+
+
+def check_warehouse_param(url: str | None, environ: dict[str, str] | None = None) -> str | None:
+    """Refuse a `warehouse_url` param outside the deployment's allow-list.
+
+    Why: on PostgreSQL the restricted suppression log (true small values) is written to the same server
+    as the marts, so whoever may trigger a run with a config must not be able to point it at their own
+    server. With TREATMENT_MARTS_ALLOWED_WAREHOUSE_URLS (comma-separated URLs) set, only those are
+    accepted; unset (development, tests) any URL is. The message never echoes the URL (it may hold a password).
+    """
+    import os
+
+    if not url:
+        return None
+    allowed = (environ if environ is not None else os.environ).get(ENV_ALLOWED_WAREHOUSES)
+    if allowed is not None and url not in {u.strip() for u in allowed.split(",") if u.strip()}:
+        raise WarehouseNotAllowed(
+            f"the warehouse_url param is not one of the warehouses this deployment allows ({ENV_ALLOWED_WAREHOUSES}); "
+            "leave it empty to use the configured warehouse"
+        )
+    return url
+
+
 def settings_from_params(params: dict[str, Any]):
-    """Settings for a run: the run's params override the environment (TREATMENT_MARTS_*)."""
+    """Settings for a run: the run's params override the environment (TREATMENT_MARTS_*), within the
+    deployment's allow-lists (TREATMENT_MARTS_ALLOWED_ROOTS, TREATMENT_MARTS_ALLOWED_WAREHOUSE_URLS)."""
     from treatment_marts.settings import Settings
 
-    return Settings.from_env(data_root=params.get("data_root") or None, warehouse_url=params.get("warehouse_url") or None)
+    warehouse = check_warehouse_param(params.get("warehouse_url") or None)
+    return Settings.from_env(data_root=params.get("data_root") or None, warehouse_url=warehouse)
 
 
 def _connection(lookup: Callable[[str], Any], conn_id: str):
