@@ -85,8 +85,11 @@ def test_no_extract_text_reaches_an_export(run: tuple[Settings, dict]) -> None:
     marts = {m.name: m for m in load_marts(settings.config_dir).marts}
     for path in sorted((Path(result["publish"]["exports"]) / "csv").glob("*.csv")):
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        for dimension in marts[path.stem].dimensions:
-            allowed = {*levels[dimension], "Total", NATIONAL}
+        definition = marts[path.stem]
+        for dimension in definition.dimensions:
+            configured = levels.get(dimension) or list(getattr(definition, "prevalence_groups", None) or {})
+            assert configured, (path.stem, dimension, "no configured labels")
+            allowed = {*configured, "Total", NATIONAL}
             values = {v[1:] if v.startswith("'") else v for v in frame[dimension]}
             assert values <= allowed, (path.stem, dimension, sorted(values - allowed)[:3])
         assert set(frame["period"]) == {PERIOD}

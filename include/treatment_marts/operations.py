@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treatment_marts.config import AreasConfig, ConfigError, _validated, load_areas
+from treatment_marts.safety import InputLimits
 
 SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".parquet")  # as ingest.SUPPORTED_SUFFIXES (ingest imports pandas)
 COMBINED_UNIT = "all-areas"
@@ -61,6 +62,7 @@ class OperationsConfig(_Strict):
     retention: RetentionPolicy
     arrival: ArrivalPolicy | None = None
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    input_limits: InputLimits = Field(default_factory=InputLimits)  # enforced by safety.py at read time
 
     def check_against(self, areas: AreasConfig) -> None:
         """Expected areas must be areas the pipeline knows (names from areas.yaml)."""

@@ -426,10 +426,15 @@ def publish(settings: Settings, period: str, run_id: str, staged_dir: str | Path
 def run_period(settings: Settings, period: str, extract_paths: list[str | Path] | str | Path, run_id: str | None = None) -> dict[str, Any]:
     """The whole pipeline in-process, in the DAG's order (used by `treatment-marts run`)."""
     run_id = safe_run_id(run_id or new_run_id())
+    from treatment_marts.publish import _fault  # kill-test hook (TREATMENT_MARTS_FAULT), a no-op otherwise
+
     landed = land(settings, period, extract_paths, run_id)
+    _fault("stage:after_land")
     landed_paths = [item["landed_path"] for item in landed["landed"]]
     validated = validate(settings, period, run_id, landed_paths)
+    _fault("stage:after_validate")
     protected = protect(settings, period, run_id, validated["accepted_paths"])
+    _fault("stage:after_protect")
     published = publish(settings, period, run_id, protected["staged_dir"])
     return {"land": landed, "validate": validated, "protect": protected, "publish": published}
 
