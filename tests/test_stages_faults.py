@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from treatment_marts.publish import STAGE_FAULT_POINTS
 from treatment_marts.settings import Settings
 from treatment_marts.stages import run_period
 from treatment_marts.synth import generate_extract, write_extract
 
 PERIOD = "2024-03"
-POINTS = ["stage:after_land", "stage:after_validate", "stage:after_protect"]
+POINTS = STAGE_FAULT_POINTS
 
 
 def _public_digest(settings: Settings) -> dict[str, str]:

@@ -94,10 +94,9 @@ from treatment_marts.warehouse import (
 log = logging.getLogger(__name__)
 
 ENV_FAULT = "TREATMENT_MARTS_FAULT"
+# Stage boundaries of stages.run_period (the DAG's task boundaries); tests/test_stages_faults.py.
+STAGE_FAULT_POINTS = ("stage:after_land", "stage:after_validate", "stage:after_protect")
 FAULT_POINTS = (
-    "stage:after_land",  # stage boundaries of run_period (the DAG's task boundaries)
-    "stage:after_validate",
-    "stage:after_protect",
     "publish:after_staging",  # all Parquet staged, nothing committed
     "publish:after_restricted_warehouse",  # restricted log written (own DB: committed; shared server: uncommitted)
     "publish:in_warehouse_transaction",  # every row written, COMMIT not issued
