@@ -332,6 +332,9 @@ def anonymise(frame: pd.DataFrame, config: RecordLevel, k: int) -> AnonymisedExt
     dropped = pd.Series(~kept, name="dropped")
 
     product = frame.loc[kept, config.columns].copy()
+    for column in product.columns:  # plain strings in the product, whatever the analysis frame held
+        if isinstance(product[column].dtype, pd.CategoricalDtype):
+            product[column] = product[column].astype("string")
     for qi in qis:
         column = frame[qi].astype("string").where(~suppressed[qi], config.suppressed_value)
         product[qi] = column[kept]

@@ -99,9 +99,21 @@ def _nationality(series: pd.Series, rules: RulesConfig) -> pd.Series:
     return pd.Series(labels, index=series.index, dtype="string")
 
 
+def _columns_read(rules: RulesConfig) -> list[str]:
+    """The extract columns recode reads, in a stable order (carried, attributor, rules' sources)."""
+    wanted = [
+        *CARRIED_COLUMNS, "first_initial", "surname_initial", "date_of_birth", "sex", "la_code", "nationality",
+        "drug_1", "drug_2", "drug_3", "disability_1", "disability_2", "disability_3",
+        *(rule.source for rule in rules.collapses.values()),
+    ]
+    return list(dict.fromkeys(wanted))
+
+
 def recode(frame: pd.DataFrame, rules: RulesConfig, areas: AreasConfig, *, pseudonym_key: str) -> RecodeResult:
     """Typed extract -> analysis frame (one row per consented episode, no identifying column)."""
-    consented = frame[frame["consent"] == "Y"].reset_index(drop=True)
+    # Only the columns read below are copied (a national month is ~1M rows x ~70 columns): filtering the
+    # whole extract would hold a second copy of every column, identifiers included, for no use.
+    consented = frame.loc[frame["consent"] == "Y", _columns_read(rules)].reset_index(drop=True)
     area_by_code = areas.by_code()
     unknown_codes = sorted(set(consented["la_code"].dropna()) - set(area_by_code))
     if unknown_codes:

@@ -263,8 +263,8 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     levels = dimension_levels(rules, areas)
     marts_config = load_marts(settings.config_dir, set(levels))
 
-    extract = _combined_extract(landed_paths)
-    recoded = recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings))
+    recoded = recode(_combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
+    analysis = as_dimensions(recoded.frame, levels)
 
     staged = run_dir(settings, run_id)
     marts_dir = staged / "marts"
@@ -273,9 +273,9 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     carried = suppressed_in_current_release(settings, period)
     logs, losses, intervals, mart_names, not_built = [], [], [], [], {}
     for population, definitions in marts_config.by_population().items():
-        source = recoded.frame
+        source = analysis
         if history_months(population) > 1:
-            source, missing = _history(settings, period, history_months(population), recoded.frame, rules, areas)
+            source, missing = _history(settings, period, history_months(population), analysis, rules, areas, levels)
             if missing:
                 not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
                 continue
@@ -320,7 +320,7 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     info_loss = pd.concat(losses, ignore_index=True) if losses else pd.DataFrame()
     info_loss.to_parquet(staged / "information_loss.parquet", index=False)
     # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
-    record_level = write_record_level(settings, period, run_id, recoded.frame, rules)
+    record_level = write_record_level(settings, period, run_id, analysis, rules)
     if record_level:
         _write_json(staged / "record_level.json", record_level)
 
@@ -355,7 +355,24 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
     }
 
 
-def _history(settings: Settings, period: str, months: int, current: pd.DataFrame, rules, areas) -> tuple[pd.DataFrame, list[str]]:
+def as_dimensions(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
+    """The recoded frame with every publishable dimension held as a categorical over its declared levels.
+
+    Marts filter, sort and group a national month (~1M episodes) several times per population; integer
+    codes make each of those cheap and the frame a fraction of its size as Arrow strings. Values outside the
+    declared levels are kept (the categories are extended), so the mart builder still names and refuses them.
+    """
+    out = frame.copy(deep=False)
+    for name, declared in levels.items():
+        if name in out.columns and (out[name].dtype == "string" or out[name].dtype == object):
+            present = pd.unique(out[name].dropna())
+            extra = sorted({str(v) for v in present} - set(declared))
+            out[name] = pd.Categorical(out[name], categories=[*declared, *extra])
+    return out
+
+
+def _history(settings: Settings, period: str, months: int, current: pd.DataFrame, rules, areas,
+             levels: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:
     """Recoded episodes of the ``months`` accepted extracts ending with ``period`` (for re-presentation);
     the periods with no accepted extract are returned instead of a partial history."""
     first = pd.Period(period, freq="M") - (months - 1)
@@ -366,7 +383,7 @@ def _history(settings: Settings, period: str, months: int, current: pd.DataFrame
         if extract is None:
             missing.append(earlier)
         else:
-            frames.append(recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame)
+            frames.append(as_dimensions(recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame, levels))
     return (pd.concat(frames, ignore_index=True) if not missing else current), missing
 
 

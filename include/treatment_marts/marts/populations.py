@@ -97,5 +97,8 @@ def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.D
     if population == "completions_followed_up":
         return completions_followed_up(frame, period)
     episodes = frame[_episodes_in(frame, population, period).fillna(False)]
-    ordered = episodes.sort_values(["client_key", "triage_date", "agency_code", "episode_id"], kind="stable")
-    return ordered.drop_duplicates("client_key", keep="last").reset_index(drop=True)
+    # Sort and de-duplicate the four key columns only, then take the chosen rows of every column once.
+    keys = episodes[["client_key", "triage_date", "agency_code", "episode_id"]]
+    ordered = keys.sort_values(list(keys.columns), kind="stable")
+    latest = ordered.index[~ordered["client_key"].duplicated(keep="last").to_numpy()]
+    return episodes.loc[latest].reset_index(drop=True)
