@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from treatment_marts.columns import as_strings, holds_value
 from treatment_marts.config import NEVER_IN_RECORD_LEVEL, RecordLevel, RulesConfig
 from treatment_marts.contract import load_contract
 from treatment_marts.files import write_private
@@ -282,7 +283,7 @@ def loss_report(original: pd.DataFrame, qis: list[str], suppressed: pd.DataFrame
     for qi in qis:
         frame = pd.DataFrame(
             {
-                "category": original[qi].astype("string").fillna("(missing)"),
+                "category": as_strings(original[qi]).fillna("(missing)"),
                 "naive_deleted": naive_deleted.astype("int64"),
                 "local_dropped": dropped.astype("int64"),
                 "local_value_suppressed": (suppressed[qi] & ~dropped).astype("int64"),
@@ -321,7 +322,7 @@ def anonymise(frame: pd.DataFrame, config: RecordLevel, k: int) -> AnonymisedExt
         raise AnonymisationError(f"record-level columns {missing} are not in the input frame")
     if "client_key" in frame.columns and frame["client_key"].duplicated().any():
         raise AnonymisationError("the input must hold one row per client (select a population first)")
-    clashing = [c for c in qis if frame[c].astype("string").eq(config.suppressed_value).any()]
+    clashing = [c for c in qis if holds_value(frame[c], config.suppressed_value)]
     if clashing:
         raise AnonymisationError(f"{clashing} already hold the suppressed value {config.suppressed_value!r}; choose another")
 
@@ -331,19 +332,20 @@ def anonymise(frame: pd.DataFrame, config: RecordLevel, k: int) -> AnonymisedExt
     suppressed = pd.DataFrame(codes == 0, columns=qis)
     dropped = pd.Series(~kept, name="dropped")
 
-    product = frame.loc[kept, config.columns].copy()
-    for column in product.columns:  # plain strings in the product, whatever the analysis frame held
-        if isinstance(product[column].dtype, pd.CategoricalDtype):
-            product[column] = product[column].astype("string")
+    # Plain strings in the product, whatever the analysis frame held (categoricals decode natively).
+    product = pd.DataFrame({column: _decoded(frame.loc[kept, column]) for column in config.columns})
     for qi in qis:
-        column = frame[qi].astype("string").where(~suppressed[qi], config.suppressed_value)
-        product[qi] = column[kept]
+        product[qi] = as_strings(product[qi]).where(~suppressed.loc[kept, qi], config.suppressed_value)
     product = product.sort_values(config.columns, kind="stable", na_position="last").reset_index(drop=True)
     product.insert(0, "record_id", pd.array(np.arange(1, len(product) + 1), dtype="Int64"))
     _refuse_identifiers(product)
 
     loss = loss_report(frame, qis, suppressed, dropped, naive_deletion(frame, qis, k))
     return AnonymisedExtract(frame=product, suppressed=suppressed, dropped=dropped, loss=loss, k=k, sweeps=sweeps)
+
+
+def _decoded(column: pd.Series) -> pd.Series:
+    return as_strings(column) if isinstance(column.dtype, pd.CategoricalDtype) else column
 
 
 def _refuse_identifiers(product: pd.DataFrame) -> None:
