@@ -75,6 +75,38 @@ def test_xlsx_and_parquet_read_the_same_as_csv(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(read_extract(tmp_path / "e.parquet"), from_csv)
 
 
+def test_natively_typed_parquet_reads_the_same_as_csv(tmp_path: Path) -> None:
+    """Parquet with real integer and timestamp columns skips the text round trip, to the same typed frame."""
+    frame = minimal_frame()
+    from_csv = read_extract(write_csv(frame, tmp_path / "e.csv"))
+    native = frame.copy()
+    for col in CONTRACT.columns:
+        if col.type == "integer":
+            native[col.name] = native[col.name].astype("int64")
+        elif col.type == "date":
+            native[col.name] = pd.to_datetime(native[col.name]).astype("datetime64[us]")
+    native.loc[1, "children_living_with"] = None  # a null in an integer column: pandas makes it float
+    native.to_parquet(tmp_path / "native.parquet", index=False)
+    expected = from_csv.copy()
+    expected.loc[1, "children_living_with"] = pd.NA
+    pd.testing.assert_frame_equal(read_extract(tmp_path / "native.parquet"), expected)
+
+
+@pytest.mark.parametrize("value", ["0x10", "٣", "5.5", "two"])
+def test_integer_text_is_parsed_as_plain_decimal_digits_only(tmp_path: Path, value: str) -> None:
+    frame = minimal_frame()
+    frame.loc[1, "children_living_with"] = value
+    with pytest.raises(ExtractError, match="column children_living_with: 1 value"):
+        read_extract(write_csv(frame, tmp_path / "e.csv"))
+
+
+def test_integer_text_with_sign_spaces_or_a_zero_fraction_is_accepted(tmp_path: Path) -> None:
+    frame = minimal_frame(rows=4)
+    frame["children_living_with"] = ["-0", " 2 ", "+1", "3.0"]
+    typed = read_extract(write_csv(frame, tmp_path / "e.csv"))
+    assert typed["children_living_with"].tolist() == [0, 2, 1, 3]
+
+
 def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     path = write_csv(minimal_frame(), tmp_path / "bom.csv", encoding="utf-8-sig")
     assert len(read_extract(path)) == 3

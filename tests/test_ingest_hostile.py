@@ -166,6 +166,25 @@ def test_a_corrupt_sheet_inside_a_valid_zip_is_an_extract_error(tmp_path: Path) 
         read_extract(path)
 
 
+def test_a_corrupt_deflate_stream_is_an_extract_error(tmp_path: Path) -> None:
+    """zlib raises its own error type (not BadZipFile) for a broken deflate block; found by the fuzz test."""
+    source = valid_xlsx(tmp_path / "ok.xlsx")
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        member = archive.getinfo("xl/worksheets/sheet1.xml")
+    # the member's compressed bytes start after its local header (30 bytes + name + extra field)
+    name_len, extra_len = int.from_bytes(data[member.header_offset + 26:member.header_offset + 28], "little"), \
+        int.from_bytes(data[member.header_offset + 28:member.header_offset + 30], "little")
+    start = member.header_offset + 30 + name_len + extra_len
+    data[start] = 0xFF  # BTYPE 11: a reserved (invalid) deflate block type
+    broken = tmp_path / "inflate.xlsx"
+    broken.write_bytes(bytes(data))
+    with zipfile.ZipFile(broken) as archive, pytest.raises(__import__("zlib").error):
+        archive.read("xl/worksheets/sheet1.xml")  # the corruption is the one this test is about
+    with pytest.raises(ExtractError, match=r"inflate\.xlsx: not a readable XLSX workbook"):
+        read_extract(broken)
+
+
 def test_real_workbooks_pass_the_bomb_checks(tmp_path: Path) -> None:
     from treatment_marts.synth import generate_extract, write_extract
 

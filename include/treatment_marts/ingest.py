@@ -225,6 +225,27 @@ def _problem(col: Column, text: pd.Series, bad: pd.Series, rule: str) -> str:
     return f"{message}, e.g. {examples}"
 
 
+def _already_typed(col: Column, raw: pd.Series) -> pd.Series | None:
+    """A Parquet column that already holds the contract's type needs no round trip through text (at national
+    scale that round trip is most of landing): datetimes for dates, integers for integers. None otherwise."""
+    if col.type == "date" and pd.api.types.is_datetime64_any_dtype(raw):
+        return raw.astype("datetime64[ms]")
+    if col.type == "integer" and pd.api.types.is_integer_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype("Int64")
+    return None
+
+
+def _whole_numbers(text: pd.Series) -> pd.Series | None:
+    """Arrow's integer cast of the text when every present value is a plain whole number (the usual CSV);
+    None when any value needs pandas' lenient parse (e.g. '5.0') or is not a number, to report it."""
+    if not text.dropna().str.fullmatch(r"-?[0-9]{1,18}").all():  # Arrow alone would also take '0x10'
+        return None
+    try:
+        return text.astype("int64[pyarrow]").astype("Int64")
+    except (ValueError, TypeError, pa.ArrowInvalid, OverflowError):
+        return None
+
+
 def _type_column(col: Column, text: pd.Series, problems: list[str], raw: pd.Series) -> pd.Series:
     present = text.notna()
     if col.type == "date":
@@ -237,6 +258,9 @@ def _type_column(col: Column, text: pd.Series, problems: list[str], raw: pd.Seri
             problems.append(_problem(col, text, bad, "are not ISO dates (YYYY-MM-DD); mixed or local date formats are rejected"))
         return parsed.astype("datetime64[ms]")
     if col.type == "integer":
+        fast = _whole_numbers(text)
+        if fast is not None:
+            return fast
         numbers = pd.to_numeric(text, errors="coerce")
         bad = present & (numbers.isna() | (numbers.notna() & (numbers % 1 != 0)))
         if bad.any():
@@ -253,7 +277,8 @@ def type_frame(frame: pd.DataFrame, contract: ExtractContract, source: str) -> p
     frame = frame.reset_index(drop=True)
     for col in contract.columns:
         raw = frame[col.name]
-        typed[col.name] = _type_column(col, _as_text(raw), problems, raw)
+        already = _already_typed(col, raw)
+        typed[col.name] = already if already is not None else _type_column(col, _as_text(raw), problems, raw)
     if problems:
         raise ExtractError(f"{source}: {len(problems)} column(s) do not match the contract types:\n  " + "\n  ".join(problems))
     return pd.DataFrame(typed)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -269,9 +270,9 @@ def _scan_xml_part(archive: zipfile.ZipFile, member: zipfile.ZipInfo, label: str
                 tail = window[-keep:]
     except ExtractError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
-        # BadZipFile: bad CRC (sizes that lie) or a corrupt stream; NotImplementedError: unknown compression;
-        # RuntimeError: encrypted member.
+    except (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        # BadZipFile: bad CRC (sizes that lie); zlib.error: a corrupt deflate stream; NotImplementedError:
+        # unknown compression; RuntimeError: encrypted member.
         raise ExtractError(f"{label}: not a readable XLSX workbook ({type(exc).__name__} in a part)") from None
 
 
