@@ -105,3 +105,25 @@ def test_no_identifier_value_reaches_any_gx_artefact(good: pd.DataFrame, tmp_pat
         for needle in needles:
             assert needle not in text, f"{needle!r} leaked into {where}"
     assert "client_ref" in texts["summary"] and "date_of_birth" in texts["summary"]
+
+
+def test_gx_does_not_keep_the_batch_after_the_run(good: pd.DataFrame, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GX's engine caches the batch; left there it would hold a copy of the extract through later stages."""
+    import gc
+    import weakref
+
+    import treatment_marts.validate as validate_module
+
+    batches: list[weakref.ref] = []
+    real = validate_module.with_derived_columns
+
+    def remembered(frame: pd.DataFrame) -> pd.DataFrame:
+        batch = real(frame)
+        batches.append(weakref.ref(batch))
+        return batch
+
+    monkeypatch.setattr(validate_module, "with_derived_columns", remembered)
+    report = validate_extract(good, period="2024-03", settings=settings, run_id="release", source="x.csv")
+    gc.collect()
+    assert report.success and len(batches) == 1
+    assert batches[0]() is None, "the GX context still references the validated batch"
