@@ -127,3 +127,7 @@ def test_gx_does_not_keep_the_batch_after_the_run(good: pd.DataFrame, settings: 
     gc.collect()
     assert report.success and len(batches) == 1
     assert batches[0]() is None, "the GX context still references the validated batch"
+    # nor any row-level series GX computed from it (condition masks, derived columns): only `good`'s own data
+    rows = len(good)
+    kept = [o for o in gc.get_objects() if isinstance(o, (pd.Series, pd.DataFrame)) and len(o) == rows and o is not good]
+    assert not kept, f"{len(kept)} row-level pandas objects outlive the validation"
