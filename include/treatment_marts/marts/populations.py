@@ -97,8 +97,15 @@ def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.D
     if population == "completions_followed_up":
         return completions_followed_up(frame, period)
     episodes = frame[_episodes_in(frame, population, period).fillna(False)]
-    # Sort and de-duplicate the four key columns only, then take the chosen rows of every column once.
-    keys = episodes[["client_key", "triage_date", "agency_code", "episode_id"]]
+    # Sort and de-duplicate the key columns only, then take the chosen rows of every column once. Clients
+    # are grouped by an integer code of their key (hashing ~1M keys is far cheaper than sorting them as
+    # strings); which episode is a client's latest does not depend on the order of clients.
+    keys = pd.DataFrame({
+        "client": pd.factorize(episodes["client_key"])[0],
+        "triage_date": episodes["triage_date"],
+        "agency_code": episodes["agency_code"],
+        "episode_id": episodes["episode_id"],
+    }, index=episodes.index)
     ordered = keys.sort_values(list(keys.columns), kind="stable")
-    latest = ordered.index[~ordered["client_key"].duplicated(keep="last").to_numpy()]
+    latest = ordered.index[~ordered["client"].duplicated(keep="last").to_numpy()]
     return episodes.loc[latest].reset_index(drop=True)
