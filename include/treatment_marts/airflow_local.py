@@ -269,6 +269,10 @@ def run_backfill(dag_id: str, *, env: Mapping[str, str], log_dir: Path, timeout:
     backfill_id = backfill_id if backfill_id is not None else latest_backfill_id(metadata_url, dag_id)
     if backfill_id is None:
         raise LookupError(f"no backfill of {dag_id}: run `airflow backfill create --dag-id {dag_id} ...` first")
+    state = backfill_state(metadata_url, backfill_id)
+    if not state.runs:  # e.g. --reprocess-behavior failed and every month already succeeded
+        report(f"backfill {backfill_id}: no run to execute (every month it covers already has a run)")
+        return state
     component_env = executor_env(env, api_port=free_port(), log_port=free_port(),
                                  jwt_secret=secrets.token_urlsafe(32), fast=fast)
     unpause = subprocess.run([airflow_command(), "dags", "unpause", dag_id], env=component_env,
