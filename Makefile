@@ -80,7 +80,8 @@ backfill: $(STAMP)
 		$(AIRFLOW_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m treatment_marts.airflow_local \
 			--dag-id monthly_treatment_pipeline --log-dir $(AIRFLOW_HOME_DIR)/components; fi
 
-## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test())
+## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test(), and a backfill
+##       with a real scheduler + API server)
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH GX_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
 
