@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from treatment_marts.airflow_local import BackfillState, latest_backfill_id, run_backfill
+from treatment_marts.airflow_local import latest_backfill_id, run_backfill
 from treatment_marts.cli import main as treatment_marts_cli
 from treatment_marts.publish import published_release, read_mart
 from treatment_marts.settings import Settings
@@ -80,7 +80,6 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
 
 def test_the_scheduler_executes_every_backfill_run_and_completes_the_backfill(executed) -> None:
     state, _, _, seconds = executed
-    state: BackfillState
     print(f"backfill of {len(MONTHS)} months executed in {seconds:.0f} s")
     assert state.completed, "the scheduler marks the backfill completed"
     assert [f"{r.logical_date:%Y-%m}" for r in state.runs] == MONTHS
