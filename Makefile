@@ -17,6 +17,9 @@ STAMP := $(VENV)/.installed
 PERIOD ?= 2024-03
 # backfill: MONTHS months of generated history ending at PERIOD (inclusive)
 MONTHS ?= 24
+# backfill: 1 = also execute the backfill locally until it completes; 0 = only create it
+EXECUTE ?= 1
+GENERATE_ARGS ?=
 # the Airflow pool bounding warehouse connections (validate_area and publish run in it)
 WAREHOUSE_POOL := warehouse
 WAREHOUSE_SLOTS ?= 4
@@ -55,19 +58,30 @@ demo: $(STAMP)
 	@echo "Airflow DAG run succeeded (log: .airflow/demo-run.log)"
 	@$(BIN)/treatment-marts where --period $(PERIOD) --data-root $(DATA_ROOT)
 
-## backfill: generate MONTHS months of history ending at PERIOD and create an Airflow backfill over them
-##           (the runs are executed by a scheduler: `airflow standalone` with the same env, or docker compose)
+## backfill: generate MONTHS months of history ending at PERIOD, create an Airflow backfill over them and
+##           EXECUTE it: `airflow api-server` + `airflow scheduler` (LocalExecutor, SQLite under .airflow/) run
+##           until the backfill is completed, then stop (treatment_marts.airflow_local; logs: .airflow/components/).
+##           EXECUTE=0 only creates it (for a scheduler that is already running, e.g. docker compose).
+##           GENERATE_ARGS: extra `treatment-marts generate` options, e.g. "--clients 3000 --areas Exborough,Northton"
 backfill: $(STAMP)
 	@first=$$($(BIN)/python -c 'import pandas as pd; print((pd.Period("$(PERIOD)", "M") - $(MONTHS) + 1).strftime("%Y-%m"))'); \
-	$(BIN)/treatment-marts generate --period $$first --months $(MONTHS) --out $(DATA_ROOT)/inbox > /dev/null && \
-	mkdir -p $(AIRFLOW_HOME_DIR) && \
+	out=$(DATA_ROOT)/inbox; if [ "$(MONTHS)" = 1 ]; then out=$$out/period=$$first/extract.csv; fi; \
+	mkdir -p $(AIRFLOW_HOME_DIR) && rm -f $(AIRFLOW_HOME_DIR)/db-migrate.log $(AIRFLOW_HOME_DIR)/backfill-create.log && \
+	$(BIN)/treatment-marts generate --period $$first --months $(MONTHS) $(GENERATE_ARGS) --out $$out > /dev/null && \
 	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 && \
 	$(AIRFLOW_ENV) $(BIN)/airflow pools set $(WAREHOUSE_POOL) $(WAREHOUSE_SLOTS) "treatment-marts warehouse connections" > /dev/null && \
-	$(AIRFLOW_ENV) $(BIN)/airflow dags reserialize > /dev/null 2>&1 && \
+	$(AIRFLOW_ENV) $(BIN)/airflow dags reserialize > $(AIRFLOW_HOME_DIR)/backfill-create.log 2>&1 && \
 	$(AIRFLOW_ENV) $(BIN)/airflow backfill create --dag-id monthly_treatment_pipeline \
-		--from-date $$first-01 --to-date $(PERIOD)-01 --max-active-runs 1 --reprocess-behavior failed
+		--from-date $$first-01 --to-date $(PERIOD)-01 --max-active-runs 1 --reprocess-behavior failed \
+		>> $(AIRFLOW_HOME_DIR)/backfill-create.log 2>&1 || { echo "backfill setup FAILED; the end of its logs:"; \
+		tail -n 30 $(AIRFLOW_HOME_DIR)/db-migrate.log $(AIRFLOW_HOME_DIR)/backfill-create.log 2>/dev/null; exit 1; }
+	@echo "backfill created ($(MONTHS) months to $(PERIOD); log: .airflow/backfill-create.log)"
+	@if [ "$(EXECUTE)" != 0 ]; then \
+		$(AIRFLOW_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m treatment_marts.airflow_local \
+			--dag-id monthly_treatment_pipeline --log-dir $(AIRFLOW_HOME_DIR)/components; fi
 
-## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test())
+## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test(), and a backfill
+##       with a real scheduler + API server)
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH GX_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
 
