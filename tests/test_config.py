@@ -83,3 +83,12 @@ def test_ruleset_hash_changes_with_the_rules(config_copy: Path) -> None:
     assert before == ruleset_hash(CONFIG)
     edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(k=4))
     assert ruleset_hash(config_copy) != before
+
+
+def test_ruleset_hash_covers_the_reference_data_marts_read(config_copy: Path) -> None:
+    """The unmet-need mart divides by reference/prevalence.csv: new estimates are new published figures."""
+    before = ruleset_hash(config_copy)
+    prevalence = config_copy / "reference" / "prevalence.csv"
+    assert prevalence.exists()
+    prevalence.write_text(prevalence.read_text() + "\n")
+    assert ruleset_hash(config_copy) != before

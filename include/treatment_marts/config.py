@@ -327,9 +327,20 @@ def load_rules(config_dir: Path, contract: ExtractContract | None = None) -> Rul
 def ruleset_hash(config_dir: Path) -> str:
     """SHA-256 over the rule files, recorded in every manifest so a release names the rules it was made with."""
     digest = hashlib.sha256()
-    for name in ("rules.yaml", "marts.yaml", "areas.yaml"):
+    for name in ("rules.yaml", "marts.yaml", "areas.yaml", *_referenced_data(config_dir)):
         path = config_dir / name
         if path.exists():
             digest.update(name.encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _referenced_data(config_dir: Path) -> list[str]:
+    """Reference files marts.yaml reads (e.g. reference/prevalence.csv): they change published figures too."""
+    path = config_dir / "marts.yaml"
+    if not path.exists():
+        return []
+    loaded = yaml.safe_load(path.read_text()) or {}
+    marts = loaded.get("marts", []) if isinstance(loaded, dict) else []
+    names = {m["reference"] for m in marts if isinstance(m, dict) and isinstance(m.get("reference"), str)}
+    return sorted(f"reference/{name}" for name in names)
