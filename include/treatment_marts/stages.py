@@ -285,7 +285,8 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
             for d in definitions
         ]
         protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros,
-                                   carried=carried.get(population, carried.get(None, set())))
+                                   carried=carried.get(population, carried.get(None, set())),
+                                   cleanup_audits=rules.disclosure.cleanup_audits)
         result = audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log)
         intervals.append(result.intervals)
         if not result.passed:
