@@ -251,3 +251,17 @@ def test_property_clean_up_keeps_the_audit_passing_and_never_adds_loss(n_a: int,
     assert set(greedy.log.loc[greedy.log["suppression"] == "primary", "key"]) == set(
         cleaned.log.loc[cleaned.log["suppression"] == "primary", "key"])
     assert cleaned.log.drop_duplicates("key")["true_count"].sum() <= greedy.log.drop_duplicates("key")["true_count"].sum()
+
+
+def test_a_carried_cell_that_is_now_zero_stays_hidden_and_the_audit_knows_it_may_be_zero() -> None:
+    """A revision withdraws the only episodes of a hidden cell. It stays hidden (suppression only grows
+    across revisions), so an attacker holding the earlier release may assume only >= 0 for it, not >= 1."""
+    first = cube("t", {"area": ["A", "B", "C"], "sex": ["M", "F"]}, np.array([[2, 40], [30, 50], [20, 25]]))
+    earlier = set(protect([first], k=3).log["key"])
+    revised = cube("t", {"area": ["A", "B", "C"], "sex": ["M", "F"]}, np.array([[0, 40], [30, 50], [20, 25]]))
+    result = protect([revised], k=3, carried=earlier)
+    assert earlier <= set(result.log["key"])
+    checked = audit(result.tables, k=3, carried=earlier)
+    assert checked.passed
+    zero = checked.intervals[checked.intervals["cell"].str.contains('"area": "A"') & checked.intervals["cell"].str.contains('"sex": "M"')]
+    assert (zero["lower"] == 0).all() and len(zero) == 1

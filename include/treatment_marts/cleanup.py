@@ -47,10 +47,14 @@ class _Certifier:
     mask, and reach a cell the base did not hide at its true value.
     """
 
-    def __init__(self, lattice: _Lattice, k: int, lower: int) -> None:
+    def __init__(self, lattice: _Lattice, k: int, lower: int, carried: np.ndarray | None = None) -> None:
         self.lattice = lattice
         self.k = k
-        self.floor = float(lower)
+        # What the attacker knows of a hidden cell: at least 1 when zeros are shown, but only 0 for a cell
+        # an earlier release hid (a revision keeps it hidden even if it is now zero); as audit.py.
+        self.floor = np.full(len(lattice.counts), float(lower))
+        if carried is not None:
+            self.floor[carried] = 0.0
         self.truth = lattice.counts.astype(float)
         self.relations = _relation_matrix(lattice).tocsc()
         self.columns = np.zeros(0, dtype=np.int64)
@@ -93,15 +97,15 @@ class _Certifier:
         out = np.zeros((len(points), len(columns)))
         out[:, np.searchsorted(columns, self.columns[kept])] = points[:, kept]
         truth = self.truth[columns]
-        feasible = (truth + out >= self.floor - 1e-6).all(axis=1)  # rounding guard; the final audit is the net
+        feasible = (truth + out >= self.floor[columns] - 1e-6).all(axis=1)  # rounding guard; the final audit is the net
         return columns, out[feasible]
 
-    def _reach(self, points: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    def _reach(self, points: np.ndarray, truth: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """How far above its true value each cell provably goes: from the truth through one of the points
         and on, until some cell reaches the floor the attacker knows (E d = 0 holds all along)."""
         if len(points) == 0:
             return np.zeros(len(truth))
-        slack = np.maximum(truth - self.floor, 0.0)
+        slack = np.maximum(truth - floor, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             step = np.where(points < 0, slack / -points, np.inf).min(axis=1)  # >= 1: the point itself is feasible
             rise = np.where(points > 0, step[:, None] * points, 0.0)
@@ -114,7 +118,7 @@ class _Certifier:
         """Exact bounds (HiGHS, warm-started as in audit.py) for the cells ``reach`` does not prove safe
         (positions in ``columns``): the disclosed ones, and each maximising point (less the truth) to keep.
         Each new point raises the reach of every cell it moves, so later cells often need no LP."""
-        truth = self.truth[columns]
+        truth, floor = self.truth[columns], self.floor[columns]
         if self._safe(reach, truth).all():
             return [], np.zeros((0, len(columns)))
         sub = self.relations[:, columns]
@@ -130,7 +134,7 @@ class _Certifier:
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n, len(used)
         lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = np.full(n, self.floor)
+        lp.col_lower_ = floor.copy()
         lp.col_upper_ = np.full(n, highspy.kHighsInf)
         lp.row_lower_ = lp.row_upper_ = rhs.astype(float)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
@@ -149,7 +153,7 @@ class _Certifier:
                 solver.changeColCost(previous, 0.0)
             solver.changeColCost(j, 1.0)
             previous = j
-            upper, lower = np.inf, self.floor
+            upper, lower = np.inf, floor[j]
             for maximise in (True, False):
                 if not maximise and upper > self.k and upper >= truth[j] + MARGIN:
                     break  # the maximum already proves safety
@@ -164,7 +168,7 @@ class _Certifier:
                         point = np.asarray(solver.getSolution().col_value) - truth
                         point[np.abs(point) <= NOISE * (1 + np.abs(point).max(initial=0.0))] = 0.0
                         found.append(point)
-                        reach = np.maximum(reach, self._reach(found[-1][None, :], truth))
+                        reach = np.maximum(reach, self._reach(found[-1][None, :], truth, floor))
                     else:
                         lower = value
                 elif status == highspy.HighsModelStatus.kInfeasible:
@@ -179,7 +183,7 @@ class _Certifier:
         passes becomes the new base."""
         columns, points = self._reframe(mask)
         truth = self.truth[columns]
-        disclosed, found = self._solve(columns, self._reach(points, truth))
+        disclosed, found = self._solve(columns, self._reach(points, truth, self.floor[columns]))
         if not disclosed:
             self.columns = columns
             self.points = np.vstack([found, points])[: max(200, 2 * len(columns))]  # newest first
@@ -249,7 +253,7 @@ def clean_up(suppressor: _Suppressor, max_audits: int, max_rounds: int = 50) -> 
     the cheap relation check cost none. Never touches primary or carried-forward cells.
     """
     s = suppressor
-    certifier = _Certifier(s.lattice, s.k, s.lower)
+    certifier = _Certifier(s.lattice, s.k, s.lower, s.carried)
     spent = 0
     improved = True
     while improved and spent < max_audits:

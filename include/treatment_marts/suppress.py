@@ -275,7 +275,8 @@ DEFAULT_CLEANUP_AUDITS = 20  # rules.yaml disclosure.cleanup_audits ships the sa
 Exposure = Callable[[np.ndarray], list[int]]
 
 
-def _exposure(tables: Sequence[MartTable], lattice: _Lattice, k: int, zeros: Zeros) -> Exposure:
+def _exposure(tables: Sequence[MartTable], lattice: _Lattice, k: int, zeros: Zeros,
+              carried: Collection[str] = ()) -> Exposure:
     """The attacker's verdict on a suppression mask: cells whose interval pins them, in key order."""
     from treatment_marts.audit import AttackModel  # the attacker's LP, derived independently of this module
 
@@ -285,7 +286,7 @@ def _exposure(tables: Sequence[MartTable], lattice: _Lattice, k: int, zeros: Zer
 
     def exposed(suppressed: np.ndarray) -> list[int]:
         published = truth.where(~pd.Series(suppressed, index=lattice.keys))
-        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth)
+        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth, carried=carried)
         return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
 
     return exposed
@@ -311,7 +312,8 @@ def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", m
     """Suppress cells of linked tables so no suppressed value is recoverable (checked by the audit).
 
     ``carried``: canonical keys suppressed in an earlier release of the same period (a revision). They stay
-    suppressed, so differencing a revised release against the earlier one cannot expose a hidden cell.
+    suppressed, so differencing a revised release against the earlier one cannot expose a hidden cell,
+    even when a cell is now zero (the attacker, who may hold the earlier release, then knows only >= 0).
     Keys not in these tables (another population, a changed rule set) are ignored.
     ``cleanup_audits``: the clean-up's budget of audits (cleanup.py; 0 keeps the greedy pattern as it is).
     """
@@ -327,7 +329,7 @@ def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", m
                 suppressor.suppressed[cell] = True
                 suppressor.reason[cell] = CARRIED_RULE
     suppressor.close_relations()
-    exposed = _exposure(tables, lattice, k, zeros)
+    exposed = _exposure(tables, lattice, k, zeros, carried)
     _settle(suppressor, exposed, max_rounds)
     if cleanup_audits > 0:
         from treatment_marts.cleanup import clean_up
