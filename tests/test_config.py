@@ -57,6 +57,17 @@ def test_threshold_must_be_positive(config_copy: Path) -> None:
         load_rules(config_copy)
 
 
+def test_cleanup_budget_is_validated(config_copy: Path) -> None:
+    from treatment_marts.suppress import DEFAULT_CLEANUP_AUDITS
+
+    assert load_rules(CONFIG).disclosure.cleanup_audits == DEFAULT_CLEANUP_AUDITS  # the shipped budget
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(cleanup_audits=-1))
+    with pytest.raises(ConfigError, match="disclosure.cleanup_audits"):
+        load_rules(config_copy)
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(cleanup_audits=0))
+    assert load_rules(config_copy).disclosure.cleanup_audits == 0  # off: the greedy pattern as it is
+
+
 def test_substance_mix_must_be_a_distribution(config_copy: Path) -> None:
     edit(config_copy / "areas.yaml", lambda d: d["areas"][0]["substance_mix"].update(alcohol_only=0.9))
     with pytest.raises(ConfigError, match="substance_mix sums to"):

@@ -29,3 +29,16 @@ def test_suppressor_closes_rectangles_on_a_classic_table() -> None:
     result = protect([table], k=3)
     assert audit(result.tables, k=3).passed
     assert int(result.tables[0].frame["count"].isna().sum()) == optimal_pattern(table, k=3).suppressed_cells
+
+
+def test_clean_up_reaches_the_optimum_where_greedy_did_not() -> None:
+    table = _cube(np.array([[22, 13, 4, 3], [6, 14, 2, 21], [8, 39, 30, 3]]))
+    optimum = optimal_pattern(table, k=3)
+    hidden = lambda result: int(table.frame.loc[result.tables[0].frame["count"].isna(), "count"].sum())  # noqa: E731
+    assert hidden(protect([table], k=3, cleanup_audits=0)) > optimum.loss
+    assert hidden(protect([table], k=3)) == optimum.loss
+
+
+def test_gap_on_a_small_sample_is_within_ten_percent() -> None:
+    summary = summarise_gap(gap_on_random_tables(8, shape=(3, 4), seed=1))
+    assert summary["gap_percent"] <= 10.0, summary

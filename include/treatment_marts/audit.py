@@ -14,7 +14,7 @@ to compute the bounds.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -111,9 +111,12 @@ class AttackModel:
         k: int,
         zeros: Literal["show", "suppress"],
         reference: pd.Series | None = None,
+        carried: Collection[str] = (),
     ) -> pd.DataFrame:
         """Feasible interval of every unknown (NaN) key. ``reference``: a known feasible point (true
-        values) that lets a caller skip the minimisation when the maximum already proves safety."""
+        values) that lets a caller skip the minimisation when the maximum already proves safety.
+        ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
+        stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it."""
         unknown = sorted(values[values.isna()].index)
         columns = ["key", "lower", "upper", "disclosed", "reason"]
         if not unknown:
@@ -152,8 +155,9 @@ class AttackModel:
         for j in range(len(unknown)):
             components.setdefault(find(j), []).append(j)
 
-        floor = 1.0 if zeros == "show" else 0.0
-        lower = np.full(len(unknown), floor)
+        floor = np.where(np.isin(unknown, list(carried)), 0.0, 1.0 if zeros == "show" else 0.0) if carried else \
+            np.full(len(unknown), 1.0 if zeros == "show" else 0.0)
+        lower = floor.copy()
         upper = np.full(len(unknown), np.inf)
         by_column = matrix.tocsc()
         ref = None if reference is None else reference.reindex(unknown).to_numpy(dtype=float)
@@ -161,7 +165,7 @@ class AttackModel:
             sub = by_column[:, members]
             used_rows = np.unique(sub.nonzero()[0])
             low, high = _component_bounds(
-                sub[used_rows, :].tocsc(), b[used_rows], floor, k, None if ref is None else ref[members]
+                sub[used_rows, :].tocsc(), b[used_rows], floor[members], k, None if ref is None else ref[members]
             )
             lower[members] = low
             upper[members] = high
@@ -172,15 +176,17 @@ class AttackModel:
                              "disclosed": exact | small, "reason": reason})
 
 
-def attack_intervals(tables: Sequence[MartTable], *, k: int = 3, zeros: Literal["show", "suppress"] = "show") -> pd.DataFrame:
-    """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone."""
+def attack_intervals(tables: Sequence[MartTable], *, k: int = 3, zeros: Literal["show", "suppress"] = "show",
+                     carried: Collection[str] = ()) -> pd.DataFrame:
+    """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
+    (and, for a revision, the keys the earlier release hid)."""
     model = AttackModel(tables)
     values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
-    return model.intervals(values, k=k, zeros=zeros)
+    return model.intervals(values, k=k, zeros=zeros, carried=carried)
 
 
 def _component_bounds(
-    a_eq, b_eq: np.ndarray, floor: float, k: int, reference: np.ndarray | None
+    a_eq, b_eq: np.ndarray, floor: np.ndarray, k: int, reference: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of every variable of one component, s.t. A x = b, x >= floor (HiGHS, warm-started).
 
@@ -189,7 +195,7 @@ def _component_bounds(
     """
     n = a_eq.shape[1]
     if a_eq.shape[0] == 0:
-        return np.full(n, floor), np.full(n, np.inf)
+        return floor.astype(float).copy(), np.full(n, np.inf)
     solver = highspy.Highs()
     solver.setOptionValue("output_flag", False)
     # Warm starts only help without presolve: each re-solve starts from the previous optimal basis.
@@ -200,7 +206,7 @@ def _component_bounds(
     lp.num_col_ = n
     lp.num_row_ = a_eq.shape[0]
     lp.col_cost_ = np.zeros(n)
-    lp.col_lower_ = np.full(n, floor)
+    lp.col_lower_ = floor.astype(float)
     lp.col_upper_ = np.full(n, highspy.kHighsInf)
     lp.row_lower_ = b_eq.astype(float)
     lp.row_upper_ = b_eq.astype(float)
@@ -210,7 +216,7 @@ def _component_bounds(
     lp.a_matrix_.value_ = a_eq.data.astype(float)
     solver.passModel(lp)
     columns = np.arange(n, dtype=np.int32)
-    low = np.full(n, floor)
+    low = floor.astype(float).copy()
     high = np.full(n, np.inf)
     for j in range(n):
         cost = np.zeros(n)
@@ -218,7 +224,7 @@ def _component_bounds(
         solver.changeColsCost(n, columns, cost)
         for sense, out in ((highspy.ObjSense.kMaximize, high), (highspy.ObjSense.kMinimize, low)):
             if sense == highspy.ObjSense.kMinimize and reference is not None and (high[j] > k and high[j] >= reference[j] + EXACT):
-                out[j] = floor  # the maximum already proves safety; the minimum is not needed to decide
+                out[j] = floor[j]  # the maximum already proves safety; the minimum is not needed to decide
                 continue
             solver.changeObjectiveSense(sense)
             solver.run()
@@ -237,11 +243,13 @@ def audit(
     k: int = 3,
     zeros: Literal["show", "suppress"] = "show",
     true_counts: pd.DataFrame | None = None,
+    carried: Collection[str] = (),
 ) -> AuditResult:
-    """Audit a set of linked published tables; one row per suppressed cell of each table."""
+    """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
+    keys the period's earlier release hid (a revision keeps them hidden even when now zero)."""
     cells = _published_cells(tables)
     suppressed = cells[cells["value"].isna()].drop(columns=["value"])
-    intervals = attack_intervals(tables, k=k, zeros=zeros)
+    intervals = attack_intervals(tables, k=k, zeros=zeros, carried=carried)
     result = suppressed.merge(intervals, on="key", how="left")
     if true_counts is not None and len(true_counts):
         truth = true_counts[["mart", "cell", "true_count"]]

@@ -93,6 +93,10 @@ class DisclosureRules(_Strict):
     zeros: Literal["show", "suppress"]
     count_unit: Literal["clients"]
     suppressed_marker: str
+    cleanup_audits: int = Field(
+        default=20, ge=0, le=10_000,
+        description="clean-up of redundant secondary suppressions: audits per set of linked tables (0: off)",
+    )
 
 
 class AgeBandScheme(_Strict):

@@ -71,7 +71,8 @@ def render_ig_report(manifest: dict, log: pd.DataFrame, info_loss: pd.DataFrame,
 <p><strong>RESTRICTED</strong>: contains true values of suppressed cells. Do not publish.</p>
 <h2>Rules</h2>
 <ul><li>K{manifest['k']}: any published group of {manifest['k']} or fewer individuals is suppressed (primary);
-complementary cells are suppressed so that no suppressed value can be recovered from totals or linked tables (secondary).</li>
+complementary cells are suppressed so that no suppressed value can be recovered from totals or linked tables (secondary);
+complementary cells the finished pattern no longer needs are published again (clean-up, never a primary or carried-forward cell), and the audit below checks the result.</li>
 <li>Zeros: {html.escape(manifest['zeros'])}.</li>
 <li>Rule-set hash: <code>{html.escape(manifest['ruleset_sha256'])}</code>; package version {html.escape(manifest['package_version'])}.</li></ul>
 <h2>Inputs</h2>{_table(inputs)}

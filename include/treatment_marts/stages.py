@@ -284,9 +284,11 @@ def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str
             MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
             for d in definitions
         ]
-        protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros,
-                                   carried=carried.get(population, carried.get(None, set())))
-        result = audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log)
+        earlier = carried.get(population, carried.get(None, set()))
+        protected = protect_tables(tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, carried=earlier,
+                                   cleanup_audits=rules.disclosure.cleanup_audits)
+        result = audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log,
+                       carried=earlier)
         intervals.append(result.intervals)
         if not result.passed:
             raise DisclosureAuditFailed(result)

@@ -12,13 +12,15 @@ of a relation with a published total must hold enough individuals that none of t
 k or fewer (the *protection interval*: upper bound > k). Complementary cells are chosen to hide the fewest
 individuals, inner cells before margins, the grand total last, with deterministic tie-breaks. The
 independent audit (audit.py) then solves the attacker's linear programme; cells it can still pin are
-fixed by further suppression until it finds none.
+fixed by further suppression until it finds none. Finally the clean-up (cleanup.py) publishes complementary
+cells the finished pattern no longer needs, within a budget of audits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+import logging
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 TOTAL = "Total"
+logger = logging.getLogger(__name__)
 Zeros = Literal["show", "suppress"]
 
 
@@ -142,6 +145,8 @@ class _Suppressor:
         counts = lattice.counts
         self.primary = (counts >= 1) & (counts <= k) if zeros == "show" else (counts <= k)
         self.suppressed = self.primary.copy()
+        self.carried = np.zeros(len(counts), dtype=bool)  # suppressed in an earlier release: never released
+        self.forbidden = np.zeros(len(counts), dtype=bool)  # the clean-up's swap move bars a cell it removed
         self.reason: dict[int, str] = {}
         grand = _grand_total(lattice)
         self.grand = grand
@@ -169,7 +174,7 @@ class _Suppressor:
         """Cells that could be suppressed to protect relation r, cheapest first; a grand total only as a last resort."""
         total, members = self.lattice.relations[r]
         cells = np.append(members, total)
-        eligible = cells[~self.suppressed[cells] & (self.lattice.counts[cells] > 0)]
+        eligible = cells[~self.suppressed[cells] & ~self.forbidden[cells] & (self.lattice.counts[cells] > 0)]
         preferred = eligible[~self.grand[eligible]]
         chosen = preferred if len(preferred) else eligible
         return chosen[np.argsort(self.position[chosen])]
@@ -253,7 +258,7 @@ class _Suppressor:
                 break
         if choice is None and last_resort is None:
             # Everything linked to the cell is suppressed or zero: only a grand total is left to hide.
-            spare = np.flatnonzero(self.grand & ~self.suppressed & (self.lattice.counts > 0))
+            spare = np.flatnonzero(self.grand & ~self.suppressed & ~self.forbidden & (self.lattice.counts > 0))
             last_resort = int(spare[0]) if len(spare) else None
         choice = choice if choice is not None else last_resort
         if choice is None:
@@ -265,18 +270,53 @@ class _Suppressor:
 
 
 CARRIED_RULE = "carried forward: suppressed in an earlier release of this period"
+DEFAULT_CLEANUP_AUDITS = 20  # rules.yaml disclosure.cleanup_audits ships the same value
+
+Exposure = Callable[[np.ndarray], list[int]]
+
+
+def _exposure(tables: Sequence[MartTable], lattice: _Lattice, k: int, zeros: Zeros,
+              carried: Collection[str] = ()) -> Exposure:
+    """The attacker's verdict on a suppression mask: cells whose interval pins them, in key order."""
+    from treatment_marts.audit import AttackModel  # the attacker's LP, derived independently of this module
+
+    attacker = AttackModel(tables)
+    index = {key: i for i, key in enumerate(lattice.keys)}
+    truth = pd.Series(lattice.counts.astype(float), index=lattice.keys)
+
+    def exposed(suppressed: np.ndarray) -> list[int]:
+        published = truth.where(~pd.Series(suppressed, index=lattice.keys))
+        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth, carried=carried)
+        return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
+
+    return exposed
+
+
+def _settle(suppressor: _Suppressor, exposed: Exposure, max_rounds: int) -> int:
+    """Widen around every cell the attacker can pin until it pins none; returns the audits run."""
+    for rounds in range(1, max_rounds + 1):
+        cells = exposed(suppressor.suppressed)
+        if not cells:
+            return rounds
+        stuck = [suppressor.lattice.keys[c] for c in cells if not suppressor.widen(c)]
+        if len(stuck) == len(cells):
+            raise ProtectionError(
+                f"cell {stuck[0]} cannot be protected: every linked cell is already suppressed or zero; "
+                "publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
+            )
+    raise ProtectionError(f"no safe suppression pattern found in {max_rounds} rounds")
 
 
 def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", max_rounds: int = 200,
-            carried: Collection[str] = ()) -> ProtectionResult:
+            carried: Collection[str] = (), cleanup_audits: int = DEFAULT_CLEANUP_AUDITS) -> ProtectionResult:
     """Suppress cells of linked tables so no suppressed value is recoverable (checked by the audit).
 
     ``carried``: canonical keys suppressed in an earlier release of the same period (a revision). They stay
-    suppressed, so differencing a revised release against the earlier one cannot expose a hidden cell.
+    suppressed, so differencing a revised release against the earlier one cannot expose a hidden cell,
+    even when a cell is now zero (the attacker, who may hold the earlier release, then knows only >= 0).
     Keys not in these tables (another population, a changed rule set) are ignored.
+    ``cleanup_audits``: the clean-up's budget of audits (cleanup.py; 0 keeps the greedy pattern as it is).
     """
-    from treatment_marts.audit import AttackModel  # the attacker's LP, derived independently of this module
-
     if not tables:
         return ProtectionResult([], _empty_log(), _loss([], _empty_log()))
     lattice = _build_lattice(tables)
@@ -284,27 +324,21 @@ def protect(tables: Sequence[MartTable], *, k: int = 3, zeros: Zeros = "show", m
     if carried:
         wanted = set(carried)
         for cell in (i for i, key in enumerate(lattice.keys) if key in wanted):
+            suppressor.carried[cell] = True
             if not suppressor.suppressed[cell]:
                 suppressor.suppressed[cell] = True
                 suppressor.reason[cell] = CARRIED_RULE
     suppressor.close_relations()
-    attacker = AttackModel(tables)
-    index = {key: i for i, key in enumerate(lattice.keys)}
-    truth = pd.Series(lattice.counts.astype(float), index=lattice.keys)
-    for _ in range(max_rounds):
-        published = truth.where(~pd.Series(suppressor.suppressed, index=lattice.keys))
-        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth)
-        exposed = intervals[intervals["disclosed"]]
-        if exposed.empty:
-            break
-        stuck = [key for key in sorted(set(exposed["key"])) if not suppressor.widen(index[key])]
-        if len(stuck) == len(set(exposed["key"])):
-            raise ProtectionError(
-                f"cell {stuck[0]} cannot be protected: every linked cell is already suppressed or zero; "
-                "publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
-            )
-    else:
-        raise ProtectionError(f"no safe suppression pattern found in {max_rounds} rounds")
+    exposed = _exposure(tables, lattice, k, zeros, carried)
+    _settle(suppressor, exposed, max_rounds)
+    if cleanup_audits > 0:
+        from treatment_marts.cleanup import clean_up
+
+        greedy = suppressor.suppressed.copy(), dict(suppressor.reason)
+        clean_up(suppressor, cleanup_audits)
+        if exposed(suppressor.suppressed):  # the independent attacker has the last word
+            logger.warning("clean-up pattern failed the audit; keeping the greedy pattern")
+            suppressor.suppressed, suppressor.reason = greedy
     protected = _apply(tables, lattice, suppressor.suppressed)
     log = _log(tables, lattice, suppressor)
     return ProtectionResult(protected, log, _loss(protected, log))
