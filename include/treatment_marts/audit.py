@@ -112,9 +112,14 @@ class AttackModel:
         zeros: Literal["show", "suppress"],
         reference: pd.Series | None = None,
         carried: Collection[str] = (),
+        verdict_only: bool = False,
     ) -> pd.DataFrame:
         """Feasible interval of every unknown (NaN) key. ``reference``: a known feasible point (true
         values) that lets a caller skip the minimisation when the maximum already proves safety.
+        ``verdict_only`` (with ``reference``): the caller needs only *whether* each cell is disclosed, as the
+        suppressor does on every round; a cell that an earlier LP's optimal point already shows above k and
+        away from its true value is safe without an LP of its own, and its ``upper`` is then that witnessed
+        value (a lower estimate of the true maximum), not the maximum.
         ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
         stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it."""
         unknown = sorted(values[values.isna()].index)
@@ -165,7 +170,8 @@ class AttackModel:
             sub = by_column[:, members]
             used_rows = np.unique(sub.nonzero()[0])
             low, high = _component_bounds(
-                sub[used_rows, :].tocsc(), b[used_rows], floor[members], k, None if ref is None else ref[members]
+                sub[used_rows, :].tocsc(), b[used_rows], floor[members], k, None if ref is None else ref[members],
+                verdict_only=verdict_only and ref is not None,
             )
             lower[members] = low
             upper[members] = high
@@ -186,12 +192,14 @@ def attack_intervals(tables: Sequence[MartTable], *, k: int = 3, zeros: Literal[
 
 
 def _component_bounds(
-    a_eq, b_eq: np.ndarray, floor: np.ndarray, k: int, reference: np.ndarray | None
+    a_eq, b_eq: np.ndarray, floor: np.ndarray, k: int, reference: np.ndarray | None, *, verdict_only: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Min and max of every variable of one component, s.t. A x = b, x >= floor (HiGHS, warm-started).
 
     One model per component; only the objective changes between solves, so HiGHS restarts from the
-    previous basis and each bound costs a few simplex iterations.
+    previous basis and each bound costs a few simplex iterations. ``verdict_only``: every optimal point is a
+    feasible point for *all* variables; a variable it already shows above k and at least EXACT from its
+    reference value cannot be pinned, so it needs no LP (see AttackModel.intervals).
     """
     n = a_eq.shape[1]
     if a_eq.shape[0] == 0:
@@ -218,7 +226,11 @@ def _component_bounds(
     columns = np.arange(n, dtype=np.int32)
     low = floor.astype(float).copy()
     high = np.full(n, np.inf)
+    witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
     for j in range(n):
+        if verdict_only and witnessed[j] > k + 1e-9 and witnessed[j] >= reference[j] + EXACT:
+            high[j], low[j] = witnessed[j], floor[j]  # safe: a feasible point above k, away from the truth
+            continue
         cost = np.zeros(n)
         cost[j] = 1.0
         solver.changeColsCost(n, columns, cost)
@@ -231,6 +243,8 @@ def _component_bounds(
             status = solver.getModelStatus()
             if status == highspy.HighsModelStatus.kOptimal:
                 out[j] = solver.getInfo().objective_function_value
+                if verdict_only:
+                    np.maximum(witnessed, np.asarray(solver.getSolution().col_value, dtype=float), out=witnessed)
             elif status == highspy.HighsModelStatus.kInfeasible:
                 raise ValueError("published tables are inconsistent (the attacker's system has no solution)")
             # unbounded: the attacker learns no bound in that direction (initial value stands)

@@ -286,7 +286,7 @@ def _exposure(tables: Sequence[MartTable], lattice: _Lattice, k: int, zeros: Zer
 
     def exposed(suppressed: np.ndarray) -> list[int]:
         published = truth.where(~pd.Series(suppressed, index=lattice.keys))
-        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth, carried=carried)
+        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True)
         return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
 
     return exposed
