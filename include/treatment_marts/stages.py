@@ -451,13 +451,18 @@ def run_period(settings: Settings, period: str, extract_paths: list[str | Path] 
     run_id = safe_run_id(run_id or new_run_id())
     from treatment_marts.publish import _fault  # kill-test hook (TREATMENT_MARTS_FAULT), a no-op otherwise
 
+    from treatment_marts.memory import release_memory  # one process for every stage: see memory.py
+
     landed = land(settings, period, extract_paths, run_id)
     _fault("stage:after_land")
+    release_memory()
     landed_paths = [item["landed_path"] for item in landed["landed"]]
     validated = validate(settings, period, run_id, landed_paths)
     _fault("stage:after_validate")
+    release_memory()
     protected = protect(settings, period, run_id, validated["accepted_paths"])
     _fault("stage:after_protect")
+    release_memory()
     published = publish(settings, period, run_id, protected["staged_dir"])
     return {"land": landed, "validate": validated, "protect": protected, "publish": published}
 
