@@ -246,11 +246,9 @@ def _whole_numbers(text: pd.Series) -> pd.Series | None:
         return None
 
 
-def _type_column(col: Column, text: pd.Series, problems: list[str], raw: pd.Series) -> pd.Series:
+def _type_column(col: Column, text: pd.Series, problems: list[str]) -> pd.Series:
     present = text.notna()
     if col.type == "date":
-        if pd.api.types.is_datetime64_any_dtype(raw):
-            return raw.astype("datetime64[ms]")
         match = text.str.extract(_ISO_DATE, expand=False)
         parsed = pd.to_datetime(match, format="%Y-%m-%d", errors="coerce")
         bad = present & parsed.isna()
@@ -278,7 +276,7 @@ def type_frame(frame: pd.DataFrame, contract: ExtractContract, source: str) -> p
     for col in contract.columns:
         raw = frame[col.name]
         already = _already_typed(col, raw)
-        typed[col.name] = already if already is not None else _type_column(col, _as_text(raw), problems, raw)
+        typed[col.name] = already if already is not None else _type_column(col, _as_text(raw), problems)
     if problems:
         raise ExtractError(f"{source}: {len(problems)} column(s) do not match the contract types:\n  " + "\n  ".join(problems))
     return pd.DataFrame(typed)
