@@ -28,3 +28,14 @@ def test_holds_value_looks_at_used_categories_only() -> None:
     assert holds_value(series, "b")
     assert holds_value(pd.Series(["x", "*"], dtype="string"), "*")
     assert not holds_value(pd.Series(["x", None], dtype="string"), "*")
+
+
+def test_as_categorical_puts_declared_levels_first_and_keeps_other_values() -> None:
+    from treatment_marts.columns import as_categorical
+
+    series = pd.Series(["b", None, "zz", "a", "b", "y"], dtype="string")
+    coded = as_categorical(series, ["a", "b", "c"])
+    assert list(coded.categories) == ["a", "b", "c", "y", "zz"]
+    assert coded.codes.tolist() == [1, -1, 4, 0, 1, 3]
+    again = pd.Series(coded)
+    assert as_categorical(again, ["a", "b"]) is again.array  # already declared-first: no conversion

@@ -364,16 +364,12 @@ def as_dimensions(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataF
     codes make each of those cheap and the frame a fraction of its size as Arrow strings. Values outside the
     declared levels are kept (the categories are extended), so the mart builder still names and refuses them.
     """
-    import numpy as np
+    from treatment_marts.columns import as_categorical
 
     out = frame.copy(deep=False)
     for name, declared in levels.items():
         if name in out.columns and (out[name].dtype == "string" or out[name].dtype == object):
-            codes, present = pd.factorize(out[name], use_na_sentinel=True)  # hashes once, Arrow-native
-            categories = [*declared, *sorted({str(v) for v in present} - set(declared))]
-            position = {category: i for i, category in enumerate(categories)}
-            recoded = np.array([position[str(v)] for v in present] + [-1], dtype=np.int32)
-            out[name] = pd.Categorical.from_codes(recoded[codes], categories=categories)  # code -1 (null) stays -1
+            out[name] = as_categorical(out[name], declared)
     return out
 
 

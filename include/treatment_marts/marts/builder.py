@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from itertools import product
 
+import numpy as np
 import pandas as pd
 
+from treatment_marts.columns import as_categorical
 from treatment_marts.config import SUBSTANCE_GROUPS, AreasConfig, RulesConfig
 from treatment_marts.marts.definitions import MartDefinition
 from treatment_marts.marts.populations import REPRESENTATION_LEVELS
@@ -52,19 +54,16 @@ def _declared(column: pd.Series, dim: str, declared: list[str], mart: str) -> pd
     """The column as a categorical over its declared levels; refuses nulls and undeclared categories."""
     if column.dtype == bool:
         column = column.map({True: "Yes", False: "No"})
-    missing = int(column.isna().sum())
-    if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories[: len(declared)]) == list(declared):
-        coded = column.cat.set_categories(declared).array  # codes only: no string comparison
-    else:
-        coded = pd.Categorical(column, categories=declared)
-    if missing or (coded.codes == -1).sum() > missing:
-        present = pd.unique(column.dropna())  # a few distinct values: cheap to compare in Python
-        unknown = sorted({str(v) for v in present} - set(declared))
+    coded = as_categorical(column, declared)
+    missing = int((coded.codes == -1).sum())
+    undeclared = coded.codes >= len(declared)
+    if missing or undeclared.any():
+        unknown = sorted(str(c) for c in coded.categories[np.unique(coded.codes[undeclared])])
         raise MartBuildError(
             f"mart {mart}: dimension {dim} has {missing} null value(s) and undeclared categories {unknown}; "
             "declare them in include/config/rules.yaml"
         )
-    return coded
+    return coded.set_categories(declared)  # only declared levels are used: codes unchanged
 
 
 def build_mart(clients: pd.DataFrame, mart: MartDefinition, period: str, levels: dict[str, list[str]]) -> pd.DataFrame:
