@@ -239,15 +239,11 @@ def test_a_file_without_line_breaks_is_refused(tmp_path: Path) -> None:
 def test_the_limits_come_from_operations_yaml(tmp_path: Path) -> None:
     limits = load_input_limits(CONFIG)
     assert limits.max_field_chars == 256 and limits.xlsx.max_compression_ratio == 100
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG, config)
-    operations = yaml.safe_load((config / "operations.yaml").read_text())
-    operations["input_limits"]["max_field_chars"] = 8
-    (config / "operations.yaml").write_text(yaml.safe_dump(operations))
+    config = _config_copy(tmp_path)
+    _edit_yaml(config / "operations.yaml", lambda operations: operations["input_limits"].update(max_field_chars=8))
     with pytest.raises(ConfigError, match="max_field_chars"):
         load_input_limits(config)
-    operations["input_limits"]["max_field_chars"] = 20
-    (config / "operations.yaml").write_text(yaml.safe_dump(operations))
+    _edit_yaml(config / "operations.yaml", lambda operations: operations["input_limits"].update(max_field_chars=20))
     settings = replace(Settings.from_env(data_root=tmp_path / "data"), config_dir=config)
     frame = minimal_frame(2)
     frame.loc[1, "episode_id"] = "E" * 21
@@ -372,26 +368,34 @@ def _config_copy(tmp_path: Path) -> Path:
     return config
 
 
+def _edit_yaml(path: Path, change) -> None:
+    """Load a configuration file, let ``change`` mutate it in place, write it back."""
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data))
+
+
 @pytest.mark.parametrize("name", ['m"; drop table releases; --', "Mart", "m-1", "1m", "x" * 64, "märt", "m\n"])
 def test_a_hostile_mart_name_is_refused_on_config_load(tmp_path: Path, name: str) -> None:
     config = _config_copy(tmp_path)
-    marts = yaml.safe_load((config / "marts.yaml").read_text())
-    marts["marts"][0]["name"] = name
-    (config / "marts.yaml").write_text(yaml.safe_dump(marts))
+    _edit_yaml(config / "marts.yaml", lambda marts: marts["marts"][0].update(name=name))
     with pytest.raises(ConfigError, match=r"(?s)marts\.yaml.*name.*String should match pattern"):
         load_marts(config)
 
 
 def test_a_hostile_dimension_or_collapse_name_is_refused_on_config_load(tmp_path: Path) -> None:
     config = _config_copy(tmp_path)
-    marts = yaml.safe_load((config / "marts.yaml").read_text())
-    marts["marts"][0]["dimensions"][0] = "sex); DELETE FROM releases; --"
-    (config / "marts.yaml").write_text(yaml.safe_dump(marts))
+
+    def hostile_dimension(marts: dict) -> None:
+        marts["marts"][0]["dimensions"][0] = "sex); DELETE FROM releases; --"
+
+    def hostile_collapse(rules: dict) -> None:
+        rules["collapses"]['sex"--'] = rules["collapses"].pop("sex")
+
+    _edit_yaml(config / "marts.yaml", hostile_dimension)
     with pytest.raises(ConfigError, match=r"(?s)dimensions\.0.*String should match pattern"):
         load_marts(config)
-    rules = yaml.safe_load((config / "rules.yaml").read_text())
-    rules["collapses"]['sex"--'] = rules["collapses"].pop("sex")
-    (config / "rules.yaml").write_text(yaml.safe_dump(rules))
+    _edit_yaml(config / "rules.yaml", hostile_collapse)
     with pytest.raises(ConfigError, match="cannot be column names"):
         load_rules(config)
 
@@ -399,9 +403,7 @@ def test_a_hostile_dimension_or_collapse_name_is_refused_on_config_load(tmp_path
 @pytest.mark.parametrize("name", ["../../etc", "=HYPERLINK(\"http://x\")", "-Northton", "a/b", "Northton\r\n", ""])
 def test_a_hostile_area_name_is_refused_on_config_load(tmp_path: Path, name: str) -> None:
     config = _config_copy(tmp_path)
-    areas = yaml.safe_load((config / "areas.yaml").read_text())
-    areas["areas"][0]["name"] = name
-    (config / "areas.yaml").write_text(yaml.safe_dump(areas))
+    _edit_yaml(config / "areas.yaml", lambda areas: areas["areas"][0].update(name=name))
     with pytest.raises(ConfigError, match=r"(?s)areas\.yaml.*areas\.0\.name"):
         load_areas(config)
 

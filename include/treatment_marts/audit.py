@@ -160,8 +160,7 @@ class AttackModel:
         for j in range(len(unknown)):
             components.setdefault(find(j), []).append(j)
 
-        floor = np.where(np.isin(unknown, list(carried)), 0.0, 1.0 if zeros == "show" else 0.0) if carried else \
-            np.full(len(unknown), 1.0 if zeros == "show" else 0.0)
+        floor = np.where(np.isin(unknown, list(carried)), 0.0, 1.0 if zeros == "show" else 0.0)
         lower = floor.copy()
         upper = np.full(len(unknown), np.inf)
         by_column = matrix.tocsc()

@@ -297,6 +297,11 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _write_figures(json_out: Path | None, figures: dict | list) -> None:
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=2))
+
+
 def main(
     clients: list[int],
     fmt: str,
@@ -311,8 +316,7 @@ def main(
         with tempfile.TemporaryDirectory(prefix="tm-bench-load-") as tmp:
             figures = bench_load(months, workdir=Path(tmp), areas=area_count, clients=load_clients)
         print(render_load(figures))
-        if json_out:
-            json_out.write_text(json.dumps(figures, indent=2))
+        _write_figures(json_out, figures)
         return 0
     if catalogue_clients:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
@@ -321,8 +325,7 @@ def main(
             print(f"  {stage['stage']:55s} {stage['seconds']:9.2f} s {stage['peak_rss_mb']:9.0f} MB")
         print(f"catalogue of {figures['marts']} marts ({figures['cells']:,} cells) from {figures['rows']:,} episode rows: "
               f"build + publish {figures['build_publish_seconds']:.1f} s, peak RSS {figures['peak_rss_mb']:.0f} MB")
-        if json_out:
-            json_out.write_text(json.dumps(figures, indent=2))
+        _write_figures(json_out, figures)
         return 0
     if validation_clients:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
@@ -330,11 +333,9 @@ def main(
         print(f"validation of {figures['rows']:,} rows: GX {figures['gx_seconds']:.1f} s "
               f"({figures['gx_rows_per_second']:,} rows/s), plain pandas {figures['plain_seconds']:.1f} s: "
               f"GX/plain = {figures['ratio']}x")
-        if json_out:
-            json_out.write_text(json.dumps(figures, indent=2))
+        _write_figures(json_out, figures)
         return 0
     results = bench_scaling(clients, fmt=fmt)
     print(render(results))
-    if json_out:
-        json_out.write_text(json.dumps(results, indent=2))
+    _write_figures(json_out, results)
     return 0
