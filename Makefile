@@ -60,7 +60,7 @@ demo: $(STAMP)
 
 ## backfill: generate MONTHS months of history ending at PERIOD, create an Airflow backfill over them and
 ##           EXECUTE it: `airflow api-server` + `airflow scheduler` (LocalExecutor, SQLite under .airflow/) run
-##           until the backfill is completed, then stop (treatment_marts.airflow_local; logs: .airflow/components/).
+##           until the backfill is completed, then stop (treatment_marts.ops.airflow_local; logs: .airflow/components/).
 ##           EXECUTE=0 only creates it (for a scheduler that is already running, e.g. docker compose).
 ##           GENERATE_ARGS: extra `treatment-marts generate` options, e.g. "--clients 3000 --areas Exborough,Northton"
 backfill: $(STAMP)
@@ -77,7 +77,7 @@ backfill: $(STAMP)
 		tail -n 30 $(AIRFLOW_HOME_DIR)/db-migrate.log $(AIRFLOW_HOME_DIR)/backfill-create.log 2>/dev/null; exit 1; }
 	@echo "backfill created ($(MONTHS) months to $(PERIOD); log: .airflow/backfill-create.log)"
 	@if [ "$(EXECUTE)" != 0 ]; then \
-		$(AIRFLOW_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m treatment_marts.airflow_local \
+		$(AIRFLOW_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m treatment_marts.ops.airflow_local \
 			--dag-id monthly_treatment_pipeline --log-dir $(AIRFLOW_HOME_DIR)/components; fi
 
 ## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test(), and a backfill

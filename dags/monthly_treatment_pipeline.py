@@ -42,9 +42,9 @@ from airflow.sdk import Asset, Connection, Param, TriggerRule, dag, get_current_
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from treatment_marts.dag_support import send, settings_from_params
-from treatment_marts.operations import approval_required, load_operations
-from treatment_marts.settings import REPO_DIR, _env_path
+from treatment_marts.core.settings import REPO_DIR, env_path
+from treatment_marts.ops.dag_support import send, settings_from_params
+from treatment_marts.ops.policy import approval_required, load_operations
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ IO_RETRIES = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": pendulum.duration(minutes=10),
 }
-OPERATIONS = load_operations(_env_path("TREATMENT_MARTS_CONFIG_DIR", REPO_DIR / "include" / "config"))
+OPERATIONS = load_operations(env_path("TREATMENT_MARTS_CONFIG_DIR", REPO_DIR / "include" / "config"))
 IG_APPROVAL = approval_required(OPERATIONS.approval)  # decided at parse time: it changes the DAG's shape
 
 
@@ -74,14 +74,14 @@ def _period(context) -> str:
 
 
 def _run_id(context) -> str:
-    from treatment_marts.stages import safe_run_id  # [A-Za-z0-9_.-] only: it becomes a folder name
+    from treatment_marts.pipeline.stages import safe_run_id  # [A-Za-z0-9_.-] only: it becomes a folder name
 
     return safe_run_id(context["run_id"])
 
 
 def _data_error(exc: Exception) -> None:
     """Re-raise a data problem as AirflowFailException: retrying cannot fix a file, so the task fails at once."""
-    from treatment_marts.ingest import ExtractError
+    from treatment_marts.ingest.land import ExtractError
 
     if isinstance(exc, (ExtractError, ValueError, KeyError)):
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
@@ -89,7 +89,7 @@ def _data_error(exc: Exception) -> None:
 
 def _notify(context, state: str, facts: dict[str, Any] | None = None) -> None:
     """PII-free run summary to the log, and to a webhook / SMTP when their connections exist."""
-    from treatment_marts.notify import RunSummary
+    from treatment_marts.ops.notify import RunSummary
 
     try:
         period = _period(context)
@@ -100,15 +100,18 @@ def _notify(context, state: str, facts: dict[str, Any] | None = None) -> None:
     facts = dict(facts or {})
     if state == "failed" and getattr(ti, "map_index", -1) >= 0:
         facts["map index"] = ti.map_index
-    send(RunSummary(
-        dag_id=context["dag"].dag_id,
-        run_id=context["run_id"],
-        period=period,
-        state=state,
-        task_id=ti.task_id if state == "failed" else None,
-        reason=f"{type(exception).__name__}: {exception}" if exception else None,
-        facts=facts,
-    ), Connection.get)
+    send(
+        RunSummary(
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+            period=period,
+            state=state,
+            task_id=ti.task_id if state == "failed" else None,
+            reason=f"{type(exception).__name__}: {exception}" if exception else None,
+            facts=facts,
+        ),
+        Connection.get,
+    )
 
 
 def _on_failure(context) -> None:
@@ -117,8 +120,11 @@ def _on_failure(context) -> None:
 
 def _on_published(context) -> None:
     published = context["task_instance"].xcom_pull(task_ids="publish") or {}
-    _notify(context, "success", {"marts published": len(published.get("marts", [])),
-                                 "areas left out": len(published.get("excluded", []))})
+    _notify(
+        context,
+        "success",
+        {"marts published": len(published.get("marts", [])), "areas left out": len(published.get("excluded", []))},
+    )
 
 
 class IGApprovalOperator(ApprovalOperator):
@@ -126,14 +132,18 @@ class IGApprovalOperator(ApprovalOperator):
     alerts on a rejection. On Reject the parent skips `publish`, so nothing is published."""
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
-        from treatment_marts.stages import record_approval
+        from treatment_marts.pipeline.stages import record_approval
 
         chosen = (event.get("chosen_options") or ["?"])[0]
         user = event.get("responded_by_user") or {}
         settings = settings_from_params(context["params"])
         record_approval(
-            settings, _run_id(context), decision=chosen, by=str(user.get("name") or user.get("id") or "unknown"),
-            at=str(event.get("responded_at")), comment=str((event.get("params_input") or {}).get("comment") or ""),
+            settings,
+            _run_id(context),
+            decision=chosen,
+            by=str(user.get("name") or user.get("id") or "unknown"),
+            at=str(event.get("responded_at")),
+            comment=str((event.get("params_input") or {}).get("comment") or ""),
         )
         if chosen == self.REJECT:
             _notify(context, "rejected", {"decision": "IG rejected the release; nothing published"})
@@ -160,20 +170,32 @@ class IGApprovalOperator(ApprovalOperator):
     },
     params={
         "period": Param(
-            None, type=["null", "string"], pattern=r"^\d{4}-(0[1-9]|1[0-2])$", title="Period (YYYY-MM)",
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            title="Period (YYYY-MM)",
             description="Month to process; default: the month of the run's logical date / data interval.",
         ),
         "extract": Param(
-            None, type=["null", "string"], minLength=1, title="Extract file or folder",
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Extract file or folder",
             description="CSV/XLSX/Parquet file, or a folder (one file per area, or one combined file); "
-                        "default <data root>/inbox/period=YYYY-MM/.",
+            "default <data root>/inbox/period=YYYY-MM/.",
         ),
         "data_root": Param(
-            None, type=["null", "string"], minLength=1, title="Data root",
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Data root",
             description="Default: $TREATMENT_MARTS_DATA_ROOT, else ./data.",
         ),
         "warehouse_url": Param(
-            None, type=["null", "string"], minLength=1, title="Warehouse SQLAlchemy URL",
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Warehouse SQLAlchemy URL",
             description="Default: $TREATMENT_MARTS_WAREHOUSE_URL, else sqlite:///<data root>/warehouse.db.",
         ),
     },
@@ -182,7 +204,7 @@ def monthly_treatment_pipeline():
     @task
     def plan_areas() -> list[dict]:
         """Split the period's extract location into areas (one file per area) or one combined unit."""
-        from treatment_marts import stages
+        from treatment_marts.pipeline import stages
 
         context = get_current_context()
         settings = settings_from_params(context["params"])
@@ -196,7 +218,7 @@ def monthly_treatment_pipeline():
     @task(map_index_template="{{ area }}", **IO_RETRIES)
     def land_area(unit: dict) -> dict:
         """Immutable raw copy + checksum of the area's files, then the typed (restricted) Parquet."""
-        from treatment_marts import stages
+        from treatment_marts.pipeline import stages
 
         context = get_current_context()
         context["area"] = unit["unit"]
@@ -211,19 +233,20 @@ def monthly_treatment_pipeline():
     @task(map_index_template="{{ area }}", pool=WAREHOUSE_POOL)
     def validate_area(landed: dict) -> dict:
         """The area's rows only, then the Great Expectations suite and month-over-month checks."""
-        from treatment_marts import stages
+        from treatment_marts.pipeline import stages
 
         context = get_current_context()
         context["area"] = landed["unit"]
         settings = settings_from_params(context["params"])
-        return stages.validate_area(settings, _period(context), _run_id(context), landed["unit"],
-                                    landed["area_code"], landed["landed_paths"])
+        return stages.validate_area(
+            settings, _period(context), _run_id(context), landed["unit"], landed["area_code"], landed["landed_paths"]
+        )
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def protect() -> dict:
         """Over the areas that passed: recode, build the marts, suppress (K3 + secondary), audit; stage."""
-        from treatment_marts import stages
-        from treatment_marts.operations import approval_body
+        from treatment_marts.ops.policy import approval_body
+        from treatment_marts.pipeline import stages
 
         context = get_current_context()
         settings = settings_from_params(context["params"])
@@ -245,7 +268,7 @@ def monthly_treatment_pipeline():
     @task(outlets=[PUBLIC_MARTS], pool=WAREHOUSE_POOL, on_success_callback=_on_published, **IO_RETRIES)
     def publish(protected: dict) -> dict:
         """Public Parquet marts + warehouse tables (atomic, idempotent per period) and the restricted log."""
-        from treatment_marts import stages
+        from treatment_marts.pipeline import stages
 
         context = get_current_context()
         settings = settings_from_params(context["params"])
@@ -253,7 +276,10 @@ def monthly_treatment_pipeline():
         marts = sorted(result["marts"])
         left_out = sorted(e["unit"] for e in protected["excluded"])
         context["outlet_events"][PUBLIC_MARTS].extra = {
-            "period": result["period"], "run_id": result["run_id"], "marts": marts, "areas_left_out": left_out,
+            "period": result["period"],
+            "run_id": result["run_id"],
+            "marts": marts,
+            "areas_left_out": left_out,
         }
         return {
             "period": result["period"],

@@ -20,7 +20,7 @@ import pendulum
 from airflow.sdk import Connection, Param, dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from treatment_marts.dag_support import send, settings_from_params
+from treatment_marts.ops.dag_support import send, settings_from_params
 
 
 @dag(
@@ -33,17 +33,22 @@ from treatment_marts.dag_support import send, settings_from_params
     doc_md=__doc__,
     default_args={"owner": "treatment-marts", "retries": 0},
     params={
-        "data_root": Param(None, type=["null", "string"], minLength=1, title="Data root",
-                           description="Default: $TREATMENT_MARTS_DATA_ROOT, else ./data."),
+        "data_root": Param(
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Data root",
+            description="Default: $TREATMENT_MARTS_DATA_ROOT, else ./data.",
+        ),
     },
 )
 def treatment_extract_arrival():
     @task
     def check_arrival() -> dict:
         """Expected areas without last month's extract after the due day: alert (PII-free)."""
-        from treatment_marts.config import load_areas
-        from treatment_marts.notify import RunSummary
-        from treatment_marts.operations import arrival_status, expected_period, load_operations
+        from treatment_marts.core.config import load_areas
+        from treatment_marts.ops.notify import RunSummary
+        from treatment_marts.ops.policy import arrival_status, expected_period, load_operations
 
         context = get_current_context()
         settings = settings_from_params(context["params"])
@@ -51,16 +56,25 @@ def treatment_extract_arrival():
         if policy is None:
             return {"checked": False}
         today = (context.get("logical_date") or pendulum.now("UTC")).date()
-        status = arrival_status(settings.data_root / "inbox", expected_period(today), policy,
-                                load_areas(settings.config_dir), today)
+        status = arrival_status(
+            settings.data_root / "inbox", expected_period(today), policy, load_areas(settings.config_dir), today
+        )
         if status["late"]:
-            status["alerted"] = send(RunSummary(
-                dag_id=context["dag"].dag_id, run_id=context["run_id"], period=status["period"], state="late",
-                reason=f"{len(status['missing'])} expected area extract(s) not in the inbox after the due day "
-                       f"({policy.due_day} of the following month)",
-                facts={"missing areas": ", ".join(status["missing"]),
-                       "arrived": f"{len(status['arrived'])} of {len(policy.expected_areas)}"},
-            ), Connection.get)
+            status["alerted"] = send(
+                RunSummary(
+                    dag_id=context["dag"].dag_id,
+                    run_id=context["run_id"],
+                    period=status["period"],
+                    state="late",
+                    reason=f"{len(status['missing'])} expected area extract(s) not in the inbox after the due day "
+                    f"({policy.due_day} of the following month)",
+                    facts={
+                        "missing areas": ", ".join(status["missing"]),
+                        "arrived": f"{len(status['arrived'])} of {len(policy.expected_areas)}",
+                    },
+                ),
+                Connection.get,
+            )
         return status
 
     check_arrival()

@@ -1,6 +1,6 @@
 """Airflow 3 plugin: the disclosure-governance page for IG staff (list of runs, link to each IG report).
 
-Thin on purpose: the data comes from ``treatment_marts.governance_view`` (pure, tested without Airflow);
+Thin on purpose: the data comes from ``treatment_marts.governance.runs_page`` (pure, tested without Airflow);
 this file only wires it into the API server as a FastAPI sub-application mounted at ``/governance`` and adds
 a "Disclosure governance" entry to the Airflow UI's navigation (an external view embedding the page).
 
@@ -16,10 +16,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-
-from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/governance"
 ENV_IG_REVIEWERS = "TREATMENT_MARTS_IG_REVIEWERS"
@@ -68,8 +67,8 @@ async def runs_page(request: Request) -> Response:
         return _login_redirect(request)
     if not _may_view(user):
         raise HTTPException(status_code=403, detail="not allowed")
-    from treatment_marts.governance_view import list_runs, render_runs_page
-    from treatment_marts.settings import Settings
+    from treatment_marts.core.settings import Settings
+    from treatment_marts.governance.runs_page import list_runs, render_runs_page
 
     runs = list_runs(Settings.from_env())
     page = render_runs_page(runs, report_url=lambda run: f"report/{run.period}/{run.run_id}")
@@ -84,8 +83,8 @@ async def ig_report(request: Request, period: str, run_id: str) -> Response:
         return _login_redirect(request)
     if not (_may_view(user) and _may_read_ig_reports(user)):
         raise HTTPException(status_code=403, detail="IG reports are restricted to IG reviewers")
-    from treatment_marts.governance_view import ig_report_file
-    from treatment_marts.settings import Settings
+    from treatment_marts.core.settings import Settings
+    from treatment_marts.governance.runs_page import ig_report_file
 
     path = ig_report_file(Settings.from_env(), period, run_id)
     if path is None:

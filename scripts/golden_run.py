@@ -13,8 +13,8 @@ input, never a published number.
 - SQLite databases are compared as their rows (sorted) rather than bytes (page layout is not output);
 - XLSX workbooks are compared member by member (the zip's own dates and docProps times are not output);
 - the `.publish.lock` file and GX's generated `.ge_store_backend_id` (a random uuid per context).
-Absolute paths are made equal by running in one fixed folder, and the pseudonym key is fixed through
-TREATMENT_MARTS_PSEUDONYM_KEY (otherwise a random per-installation key).
+- the folder it runs in (`--work`) is written as `<work>` wherever an output records an absolute path.
+The pseudonym key is fixed through TREATMENT_MARTS_PSEUDONYM_KEY (otherwise a random per-installation key).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import io
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -46,7 +46,12 @@ DURATION_KEY = re.compile(r"(seconds|elapsed|duration)", re.I)
 SKIP = {".publish.lock", ".ge_store_backend_id"}
 
 
+WORK: list[bytes] = []  # the --work folder, as written into outputs
+
+
 def _normalise_text(data: bytes) -> bytes:
+    for work in WORK:
+        data = data.replace(work, b"<work>")
     data = ISO_TIME.sub(b"<time>", data)
     data = COMPACT_TIME.sub(b"<stamp>", data)
     data = UUID.sub(b"<uuid>", data)
@@ -105,8 +110,12 @@ def hash_tree(root: Path) -> dict[str, str]:
 
 
 def _cli(*args: str, data_root: Path) -> None:
-    env = {**os.environ, "GX_ANALYTICS_ENABLED": "False", "TREATMENT_MARTS_DATA_ROOT": str(data_root),
-           "TREATMENT_MARTS_PSEUDONYM_KEY": "golden-run-fixed-key"}
+    env = {
+        **os.environ,
+        "GX_ANALYTICS_ENABLED": "False",
+        "TREATMENT_MARTS_DATA_ROOT": str(data_root),
+        "TREATMENT_MARTS_PSEUDONYM_KEY": "golden-run-fixed-key",
+    }
     cmd = [sys.executable, "-m", "treatment_marts.cli", *args]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
@@ -116,18 +125,48 @@ def _cli(*args: str, data_root: Path) -> None:
 def golden(work: Path) -> dict[str, dict[str, str]]:
     data = work / "data"
     extract = work / "in" / "extract.csv"
-    _cli("generate", "--period", PERIOD, "--clients", str(CLIENTS), "--seed", str(SEED), "--out", str(extract),
-         data_root=data)
-    _cli("run", "--period", PERIOD, "--extract", str(extract), "--run-id", "golden_a", "--data-root", str(data),
-         data_root=data)
+    _cli(
+        "generate",
+        "--period",
+        PERIOD,
+        "--clients",
+        str(CLIENTS),
+        "--seed",
+        str(SEED),
+        "--out",
+        str(extract),
+        data_root=data,
+    )
+    _cli(
+        "run",
+        "--period",
+        PERIOD,
+        "--extract",
+        str(extract),
+        "--run-id",
+        "golden_a",
+        "--data-root",
+        str(data),
+        data_root=data,
+    )
     first = hash_tree(data)
     # A revision: the same month re-sent with every 40th episode row removed (a corrected file).
     lines = extract.read_text().splitlines(keepends=True)
     revised = work / "in_rev" / "extract.csv"
     revised.parent.mkdir(parents=True)
     revised.write_text(lines[0] + "".join(line for i, line in enumerate(lines[1:]) if i % 40 != 39))
-    _cli("run", "--period", PERIOD, "--extract", str(revised), "--run-id", "golden_b", "--data-root", str(data),
-         data_root=data)
+    _cli(
+        "run",
+        "--period",
+        PERIOD,
+        "--extract",
+        str(revised),
+        "--run-id",
+        "golden_b",
+        "--data-root",
+        str(data),
+        data_root=data,
+    )
     return {"month": first, "revision": hash_tree(data)}
 
 
@@ -135,10 +174,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="write the hashes here (JSON)")
     parser.add_argument("--compare", help="an earlier --out: exit 1 listing every file that differs")
-    parser.add_argument("--work", default="/tmp/treatment-marts-golden",
-                        help="the fixed folder to run in (emptied first; kept afterwards for inspection)")
+    parser.add_argument(
+        "--work",
+        default="/tmp/treatment-marts-golden",
+        help="the fixed folder to run in (emptied first; kept afterwards for inspection)",
+    )
     args = parser.parse_args()
-    work = Path(args.work)
+    work = Path(args.work).resolve()
+    WORK[:] = [str(work).encode()]
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     result = golden(work)
@@ -147,8 +190,12 @@ def main() -> int:
     if not args.compare:
         return 0
     before = json.loads(Path(args.compare).read_text())
-    diffs = [f"{stage}: {name}" for stage in result for name in sorted(set(before[stage]) | set(result[stage]))
-             if before[stage].get(name) != result[stage].get(name)]
+    diffs = [
+        f"{stage}: {name}"
+        for stage in result
+        for name in sorted(set(before[stage]) | set(result[stage]))
+        if before[stage].get(name) != result[stage].get(name)
+    ]
     for line in diffs:
         print("differs", line)
     print("identical" if not diffs else f"{len(diffs)} file(s) differ")

@@ -40,7 +40,10 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     except PostgresUnavailable as exc:
         server.stop()
         pytest.fail(str(exc), pytrace=False)
-    _report(request, f"[postgres_url] PostgreSQL from {server.bin_dir} started in {server.startup_seconds:.2f}s on port {server.port}")
+    _report(
+        request,
+        f"[postgres_url] PostgreSQL from {server.bin_dir} started in {server.startup_seconds:.2f}s on port {server.port}",
+    )
     try:
         yield create_database(server.url("postgres"), "treatment_marts_test")
     finally:

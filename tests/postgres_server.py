@@ -33,10 +33,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 ENV_PG_BIN = "TREATMENT_MARTS_PG_BIN"
 ENV_EXTERNAL_URL = "TREATMENT_MARTS_TEST_POSTGRES_URL"
@@ -74,7 +71,9 @@ def find_pg_bin(explicit: str | None = None) -> Path:
         if (folder / "initdb").is_file() and (folder / "postgres").is_file():
             return folder
     looked = ", ".join(str(c) for c in candidates) or "pg_config, /usr/lib/postgresql/*/bin, PATH"
-    raise PostgresUnavailable(f"PostgreSQL server binaries (initdb, postgres) not found (looked in: {looked}); {INSTALL_HINT}")
+    raise PostgresUnavailable(
+        f"PostgreSQL server binaries (initdb, postgres) not found (looked in: {looked}); {INSTALL_HINT}"
+    )
 
 
 def free_port() -> int:
@@ -94,7 +93,12 @@ def _as_user() -> dict:
             "tests run as root and PostgreSQL refuses to run as root, but there is no `postgres` system user; "
             "`apt-get install -y postgresql` creates it (or `useradd --system postgres`)"
         ) from None
-    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "env": {**os.environ, "HOME": str(Path(entry.pw_dir))}}
+    return {
+        "user": entry.pw_uid,
+        "group": entry.pw_gid,
+        "extra_groups": [],
+        "env": {**os.environ, "HOME": str(Path(entry.pw_dir))},
+    }
 
 
 class PostgresServer:
@@ -119,9 +123,25 @@ class PostgresServer:
             os.chown(self.root, user["user"], user["group"])
         os.chmod(self.root, 0o700)
         init = subprocess.run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-             "--locale=C", "--no-sync", "--no-instructions"],
-            capture_output=True, text=True, check=False, cwd=self.root, **user,
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.root,
+            **user,
         )
         if init.returncode != 0:
             raise PostgresUnavailable(f"initdb failed (exit {init.returncode}): {init.stderr.strip()[-1500:]}")
@@ -129,17 +149,40 @@ class PostgresServer:
             self.port = free_port()
             log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - handed to the child process
             self.process = subprocess.Popen(
-                [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=50", "-c", "shared_buffers=32MB"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.root, **user,
+                [
+                    str(self.bin_dir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.root),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=50",
+                    "-c",
+                    "shared_buffers=32MB",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                **user,
             )
             log.close()
             if self._wait_ready():
                 self.startup_seconds = time.perf_counter() - began
                 return
             self.stop(remove=False)
-        raise PostgresUnavailable(f"PostgreSQL did not start within {STARTUP_TIMEOUT_S}s; server log:\n{self._log_tail()}")
+        raise PostgresUnavailable(
+            f"PostgreSQL did not start within {STARTUP_TIMEOUT_S}s; server log:\n{self._log_tail()}"
+        )
 
     def _wait_ready(self) -> bool:
         import psycopg
@@ -149,7 +192,9 @@ class PostgresServer:
             if self.process is None or self.process.poll() is not None:
                 return False  # exited (e.g. port taken between free_port() and bind): caller retries
             try:
-                with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2):
+                with psycopg.connect(
+                    host="127.0.0.1", port=self.port, user="postgres", dbname="postgres", connect_timeout=2
+                ):
                     return True
             except psycopg.OperationalError:
                 time.sleep(0.05)
@@ -181,7 +226,12 @@ def create_database(server_url: str, name: str | None = None) -> str:
         raise ValueError(f"unsafe database name {name!r}")
     url = sa.engine.make_url(server_url)
     with psycopg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database or "postgres", autocommit=True
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database or "postgres",
+        autocommit=True,
     ) as conn:
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
     return url.set(database=name).render_as_string(hide_password=False)

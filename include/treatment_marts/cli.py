@@ -6,12 +6,12 @@ Exit codes: 0 success; 1 the data or a rule stopped the run (message says what t
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
 import sys
 from pathlib import Path
 
-from treatment_marts.settings import Settings
+from treatment_marts.core.settings import Settings
 
 log = logging.getLogger("treatment_marts")
 
@@ -20,27 +20,24 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(data_root=getattr(args, "data_root", None), warehouse_url=getattr(args, "warehouse", None))
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
+def known_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the input or configuration is wrong": reported as one clear message, no traceback."""
-    from treatment_marts.config import ConfigError
-    from treatment_marts.ingest import ExtractError
+    from treatment_marts.core.config import ConfigError
+    from treatment_marts.deidentify.recode import RecodeError
+    from treatment_marts.ingest.land import ExtractError
     from treatment_marts.marts.builder import MartBuildError
-    from treatment_marts.recode import RecodeError
-
-    from treatment_marts.stages import DriftCheckFailed
+    from treatment_marts.pipeline.stages import DriftCheckFailed
 
     errors: list[type[BaseException]] = [ConfigError, ExtractError, MartBuildError, RecodeError, DriftCheckFailed]
     for module, name in (
-        ("treatment_marts.validate", "ValidationFailed"),
-        ("treatment_marts.quarantine", "QuarantineCeilingExceeded"),
-        ("treatment_marts.audit", "DisclosureAuditFailed"),
-        ("treatment_marts.suppress", "ProtectionError"),
-        ("treatment_marts.publish", "PublishError"),
+        ("treatment_marts.validation.gx_runner", "ValidationFailed"),
+        ("treatment_marts.validation.quarantine", "QuarantineCeilingExceeded"),
+        ("treatment_marts.disclosure.audit", "DisclosureAuditFailed"),
+        ("treatment_marts.disclosure.suppress", "ProtectionError"),
+        ("treatment_marts.publish.release", "PublishError"),
     ):
-        try:
+        with contextlib.suppress(ImportError, AttributeError):  # pragma: no cover - absent in a partial install
             errors.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):  # pragma: no cover - module absent in a partial install
-            pass
     return tuple(errors)
 
 
@@ -48,7 +45,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from treatment_marts.synth import generate_extract, generate_history, write_extract
+    from treatment_marts.ops.synth import generate_extract, generate_history, write_extract
 
     areas = [a.strip() for a in args.areas.split(",")] if args.areas else None
     out = Path(args.out)
@@ -66,7 +63,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from treatment_marts.stages import run_period
+    from treatment_marts.pipeline.stages import run_period
 
     settings = _settings(args)
     result = run_period(settings, args.period, args.extract, run_id=args.run_id)
@@ -85,15 +82,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Land and validate without accepting or publishing: the same checks and quarantine as a run."""
-    from treatment_marts import stages
-    from treatment_marts.validate import ValidationFailed
+    from treatment_marts.pipeline import stages
+    from treatment_marts.validation.gx_runner import ValidationFailed
 
     settings = _settings(args)
     run_id = stages.safe_run_id(args.run_id or stages.new_run_id())
     landed = stages.land(settings, args.period, args.extract, run_id)
     try:
-        result = stages.validate(settings, args.period, run_id, [i["landed_path"] for i in landed["landed"]],
-                                 accept=False, echo=print)
+        result = stages.validate(
+            settings, args.period, run_id, [i["landed_path"] for i in landed["landed"]], accept=False, echo=print
+        )
     except ValidationFailed as failed:  # its summary was printed above, with every other file's
         if failed.report.data_docs_index:
             print(f"GX Data Docs: {failed.report.data_docs_index}")
@@ -106,7 +104,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from treatment_marts.retention import load_operations, purge_expired
+    from treatment_marts.ops.retention import load_operations, purge_expired
 
     settings = _settings(args)
     months = args.months or load_operations(settings.config_dir).retention.raw_months
@@ -119,17 +117,19 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from treatment_marts.bench import main as bench_main
+    from treatment_marts.ops.bench import main as bench_main
 
     if args.optimal_gap:
-        from treatment_marts.optimal import gap_on_random_tables, summarise_gap
+        from treatment_marts.disclosure.optimal_gap import gap_on_random_tables, summarise_gap
 
         gaps = gap_on_random_tables(args.optimal_gap, shape=(3, 4))
         print(gaps.to_string(index=False))
         summary = summarise_gap(gaps)
-        print(f"secondary suppression on {summary['tables']} random 3x4 tables: suppressor loss {summary['suppressor_loss']} "
-              f"vs optimal {summary['optimal_loss']} (sum of suppressed values): gap {summary['gap_percent']}%, "
-              f"{summary['tables_at_optimum']} table(s) at the optimum")
+        print(
+            f"secondary suppression on {summary['tables']} random 3x4 tables: suppressor loss {summary['suppressor_loss']} "
+            f"vs optimal {summary['optimal_loss']} (sum of suppressed values): gap {summary['gap_percent']}%, "
+            f"{summary['tables_at_optimum']} table(s) at the optimum"
+        )
         return 0
 
     sizes = [int(x) for x in args.clients.split(",")]
@@ -140,8 +140,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print("error: --load takes MONTHSxAREAS, e.g. 24x20 (at least 2 months)", file=sys.stderr)
             return 2
         load = (int(months), int(areas))
-    return bench_main(sizes, args.format, Path(args.json) if args.json else None, args.validation, args.catalogue,
-                      load, args.load_clients)
+    return bench_main(
+        sizes,
+        args.format,
+        Path(args.json) if args.json else None,
+        args.validation,
+        args.catalogue,
+        load,
+        args.load_clients,
+    )
 
 
 def cmd_where(args: argparse.Namespace) -> int:
@@ -178,10 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen = sub.add_parser("generate", help="write a synthetic NDTMS-style extract")
     gen.add_argument("--period", required=True, help="YYYY-MM (first month when --months > 1)")
     gen.add_argument("--months", type=int, default=1, help="consecutive months to write (default 1)")
-    gen.add_argument("--clients", type=int, help="adults in treatment in the month, across areas (default: areas.yaml sizes)")
+    gen.add_argument(
+        "--clients", type=int, help="adults in treatment in the month, across areas (default: areas.yaml sizes)"
+    )
     gen.add_argument("--areas", help="comma-separated area names (default: all configured areas)")
     gen.add_argument("--seed", type=int, default=20240101)
-    gen.add_argument("--format", choices=["csv", "xlsx", "parquet"], help="default: from --out suffix (csv for folders)")
+    gen.add_argument(
+        "--format", choices=["csv", "xlsx", "parquet"], help="default: from --out suffix (csv for folders)"
+    )
     gen.add_argument("--out", required=True, help="file path (or folder when --months > 1)")
     gen.set_defaults(func=cmd_generate)
 
@@ -210,15 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clients", default="30000,100000,300000", help="comma-separated sizes (adults in treatment)")
     bench.add_argument("--format", choices=["csv", "parquet"], default="parquet")
     bench.add_argument("--json", help="also write the figures as JSON here")
-    bench.add_argument("--optimal-gap", type=int, metavar="TABLES",
-                       help="instead: the suppressor's information loss beside the exact optimum on TABLES random small tables")
-    bench.add_argument("--validation", type=int, metavar="CLIENTS",
-                       help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS")
-    bench.add_argument("--catalogue", type=int, metavar="CLIENTS",
-                       help="instead: build + publish time and peak memory of the whole mart catalogue on a month of CLIENTS")
-    bench.add_argument("--load", metavar="MONTHSxAREAS",
-                       help="instead: a backfill of MONTHS periods x AREAS areas back to back (e.g. 24x20): time and RSS per period")
-    bench.add_argument("--load-clients", type=int, metavar="N", help="with --load: adults per month (default: areas.yaml sizes)")
+    bench.add_argument(
+        "--optimal-gap",
+        type=int,
+        metavar="TABLES",
+        help="instead: the suppressor's information loss beside the exact optimum on TABLES random small tables",
+    )
+    bench.add_argument(
+        "--validation",
+        type=int,
+        metavar="CLIENTS",
+        help="instead: validation throughput, GX vs the same rules in plain pandas, on a month of CLIENTS",
+    )
+    bench.add_argument(
+        "--catalogue",
+        type=int,
+        metavar="CLIENTS",
+        help="instead: build + publish time and peak memory of the whole mart catalogue on a month of CLIENTS",
+    )
+    bench.add_argument(
+        "--load",
+        metavar="MONTHSxAREAS",
+        help="instead: a backfill of MONTHS periods x AREAS areas back to back (e.g. 24x20): time and RSS per period",
+    )
+    bench.add_argument(
+        "--load-clients", type=int, metavar="N", help="with --load: adults per month (default: areas.yaml sizes)"
+    )
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")
@@ -231,10 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
-    except _known_errors() as exc:
+    except known_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -20,8 +20,11 @@ def test_every_column_is_checked_and_code_lists_match() -> None:
     suite = build_suite(contract)
     columns = {e["kwargs"].get("column") for e in suite["expectations"]}
     assert set(contract.column_names) <= columns
-    sets = {e["kwargs"]["column"]: e["kwargs"]["value_set"] for e in suite["expectations"]
-            if e["type"] == "expect_column_values_to_be_in_set" and isinstance(e["kwargs"]["value_set"], list)}
+    sets = {
+        e["kwargs"]["column"]: e["kwargs"]["value_set"]
+        for e in suite["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set" and isinstance(e["kwargs"]["value_set"], list)
+    }
     for col in contract.columns:
         if col.allowed_values is not None:
             assert sets[col.name] == col.allowed_values
@@ -29,7 +32,7 @@ def test_every_column_is_checked_and_code_lists_match() -> None:
 
 
 def test_suite_json_is_what_gx_reads() -> None:
-    from treatment_marts.settings import REPO_DIR
+    from treatment_marts.core.settings import REPO_DIR
 
     spec = json.loads((REPO_DIR / "expectations" / "ndtms_adult_monthly_extract.json").read_text())
     assert spec["name"] == "ndtms_adult_monthly_extract" and len(spec["expectations"]) > 90

@@ -39,14 +39,16 @@ os.environ.update(AIRFLOW_ENV)
 def airflow_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run this virtual environment's real `airflow` command against the isolated AIRFLOW_HOME."""
     airflow = str(Path(sys.executable).with_name("airflow"))
-    return subprocess.run([airflow, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **AIRFLOW_ENV})
+    return subprocess.run(
+        [airflow, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **AIRFLOW_ENV}
+    )
 
 
 @pytest.fixture
 def alert_log(capfd, caplog):
     """Everything the notifier's log channel said during the test: depending on where in the task runner it
     was called (task body, callback), the line goes to stdlib logging (caplog) or to the task log (stdout)."""
-    caplog.set_level("INFO", logger="treatment_marts.notify")
+    caplog.set_level("INFO", logger="treatment_marts.ops.notify")
 
     def text() -> str:
         captured = capfd.readouterr()

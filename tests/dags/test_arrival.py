@@ -50,7 +50,9 @@ def xcom(dag_run) -> dict:
     return ti.xcom_pull(task_ids="check_arrival")
 
 
-def test_missing_areas_after_the_due_day_alert_the_webhook(airflow_db: Path, dags_folder: Path, tmp_path: Path, webhook) -> None:
+def test_missing_areas_after_the_due_day_alert_the_webhook(
+    airflow_db: Path, dags_folder: Path, tmp_path: Path, webhook
+) -> None:
     inbox = tmp_path / "inbox" / "period=2024-03"
     inbox.mkdir(parents=True)
     (inbox / "Exborough.csv").write_text("header only\n")
@@ -74,7 +76,9 @@ def test_missing_areas_after_the_due_day_alert_the_webhook(airflow_db: Path, dag
     assert "arrived: 2 of 8" in text
 
 
-def test_no_alert_when_every_expected_area_arrived(airflow_db: Path, dags_folder: Path, tmp_path: Path, webhook) -> None:
+def test_no_alert_when_every_expected_area_arrived(
+    airflow_db: Path, dags_folder: Path, tmp_path: Path, webhook
+) -> None:
     inbox = tmp_path / "inbox" / "period=2024-03"
     inbox.mkdir(parents=True)
     (inbox / "national_extract.csv").write_text("a combined file counts for every area\n")

@@ -2,7 +2,7 @@
 
 * Two years of monthly runs are planned, one per period (`--dry-run`).
 * Two months of generated history are backfilled and executed the way `make backfill` does it
-  (treatment_marts.airflow_local): `airflow api-server` + `airflow scheduler` with the LocalExecutor, as
+  (treatment_marts.ops.airflow_local): `airflow api-server` + `airflow scheduler` with the LocalExecutor, as
   separate processes over their own AIRFLOW_HOME and SQLite metadata database -- not `dag.test()`. Each run
   publishes its month's marts; the runs are backfill runs, one per month, one at a time, in order; the
   scheduler marks the backfill completed.
@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from treatment_marts.airflow_local import latest_backfill_id, run_backfill
 from treatment_marts.cli import main as treatment_marts_cli
-from treatment_marts.publish import published_release, read_mart
-from treatment_marts.settings import Settings
-from treatment_marts.stages import safe_run_id
+from treatment_marts.core.settings import Settings
+from treatment_marts.ops.airflow_local import latest_backfill_id, run_backfill
+from treatment_marts.pipeline.stages import safe_run_id
+from treatment_marts.publish.release import published_release, read_mart
 
 DAG_ID = "monthly_treatment_pipeline"
 MONTHS = ["2024-01", "2024-02"]
@@ -36,8 +36,9 @@ TIMEOUT_S = 420  # ~2 min expected: two runs of ~35 s, plus the scheduler's 30 s
 def test_two_years_backfill_plans_one_run_per_month(airflow_db: Path, airflow) -> None:
     result = airflow("dags", "reserialize")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    dry = airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2022-01-01", "--to-date", "2023-12-01",
-                  "--dry-run")
+    dry = airflow(
+        "backfill", "create", "--dag-id", DAG_ID, "--from-date", "2022-01-01", "--to-date", "2023-12-01", "--dry-run"
+    )
     assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
     months = sorted(set(re.findall(r"(20\d\d-\d\d)-01[T ]00:00:00", dry.stdout)))
     assert len(months) == 24 and months[0] == "2022-01" and months[-1] == "2023-12", dry.stdout[-3000:]
@@ -48,14 +49,19 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
     """Generate, create the backfill, execute it with a real scheduler; -> (state, data root, metadata URL, seconds)."""
     import subprocess
 
-    from treatment_marts.airflow_local import airflow_command
+    from treatment_marts.ops.airflow_local import airflow_command
 
     home = tmp_path_factory.mktemp("backfill-airflow")
     data_root = tmp_path_factory.mktemp("backfill-data")
     metadata_url = f"sqlite:///{home / 'airflow.db'}"
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-           # like a deployment: the run's data_root param must lie under an allowed root; no default root
-           "TREATMENT_MARTS_ALLOWED_ROOTS": str(data_root), "TREATMENT_MARTS_IG_APPROVAL": "false"}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        # like a deployment: the run's data_root param must lie under an allowed root; no default root
+        "TREATMENT_MARTS_ALLOWED_ROOTS": str(data_root),
+        "TREATMENT_MARTS_IG_APPROVAL": "false",
+    }
     env.pop("TREATMENT_MARTS_DATA_ROOT", None)
     env.pop("TREATMENT_MARTS_WAREHOUSE_URL", None)
 
@@ -64,17 +70,49 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
         assert result.returncode == 0, f"airflow {' '.join(args)}:\n{(result.stdout + result.stderr)[-3000:]}"
 
     began = time.monotonic()
-    assert treatment_marts_cli(["generate", "--period", MONTHS[0], "--months", str(len(MONTHS)), *GENERATE,
-                                "--out", str(data_root / "inbox")]) == 0
+    assert (
+        treatment_marts_cli(
+            [
+                "generate",
+                "--period",
+                MONTHS[0],
+                "--months",
+                str(len(MONTHS)),
+                *GENERATE,
+                "--out",
+                str(data_root / "inbox"),
+            ]
+        )
+        == 0
+    )
     airflow("db", "migrate")
     airflow("pools", "set", "warehouse", "4", "treatment-marts warehouse connections")
     airflow("dags", "reserialize")
-    airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", f"{MONTHS[0]}-01", "--to-date", f"{MONTHS[-1]}-01",
-            "--max-active-runs", "1", "--dag-run-conf", json.dumps({"data_root": str(data_root)}))
+    airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        f"{MONTHS[0]}-01",
+        "--to-date",
+        f"{MONTHS[-1]}-01",
+        "--max-active-runs",
+        "1",
+        "--dag-run-conf",
+        json.dumps({"data_root": str(data_root)}),
+    )
     backfill_id = latest_backfill_id(metadata_url, DAG_ID)
     assert backfill_id is not None
-    state = run_backfill(DAG_ID, env=env, log_dir=home / "components", timeout=TIMEOUT_S, fast=True,
-                         backfill_id=backfill_id, report=lambda line: None)
+    state = run_backfill(
+        DAG_ID,
+        env=env,
+        log_dir=home / "components",
+        timeout=TIMEOUT_S,
+        fast=True,
+        backfill_id=backfill_id,
+        report=lambda line: None,
+    )
     return state, data_root, metadata_url, time.monotonic() - began
 
 
@@ -98,19 +136,33 @@ def test_runs_execute_one_at_a_time_in_month_order(executed) -> None:
 def test_task_instances_were_queued_by_the_scheduler_and_run_as_processes(executed) -> None:
     """Not dag.test(): every task instance was queued by a SchedulerJob and ran in its own process."""
     state, _, metadata_url, _ = executed
-    ti = sa.table("task_instance", sa.column("run_id"), sa.column("task_id"), sa.column("state"),
-                  sa.column("queued_by_job_id"), sa.column("pid"))
+    ti = sa.table(
+        "task_instance",
+        sa.column("run_id"),
+        sa.column("task_id"),
+        sa.column("state"),
+        sa.column("queued_by_job_id"),
+        sa.column("pid"),
+    )
     job = sa.table("job", sa.column("id"), sa.column("job_type"))
     engine = sa.create_engine(metadata_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(ti.c.run_id, ti.c.task_id, ti.c.state, ti.c.pid, job.c.job_type)
-                                .select_from(ti.outerjoin(job, ti.c.queued_by_job_id == job.c.id))
-                                .where(ti.c.run_id.in_([r.run_id for r in state.runs]))).all()
+            rows = conn.execute(
+                sa.select(ti.c.run_id, ti.c.task_id, ti.c.state, ti.c.pid, job.c.job_type)
+                .select_from(ti.outerjoin(job, ti.c.queued_by_job_id == job.c.id))
+                .where(ti.c.run_id.in_([r.run_id for r in state.runs]))
+            ).all()
     finally:
         engine.dispose()
-    assert {row.task_id for row in rows} >= {"plan_areas", "land_area", "validate_area", "protect", "publish",
-                                             "all_areas_included"}
+    assert {row.task_id for row in rows} >= {
+        "plan_areas",
+        "land_area",
+        "validate_area",
+        "protect",
+        "publish",
+        "all_areas_included",
+    }
     assert {row.state for row in rows} == {"success"}
     assert {row.job_type for row in rows} == {"SchedulerJob"}
     assert all(row.pid for row in rows) and os.getpid() not in {row.pid for row in rows}

@@ -14,7 +14,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-from treatment_marts.synth import generate_extract, write_extract
+from treatment_marts.ops.synth import generate_extract, write_extract
 
 MARCH = pendulum.datetime(2024, 3, 1, tz="UTC")
 AREAS = ["Exborough", "Northton", "Southmoor"]
@@ -36,8 +36,10 @@ def run_dag(dags_folder: Path, data_root: Path, **conf: str):
 
 def task_states(dag_run) -> dict[str, str]:
     """State per task; a mapped task instance is keyed `task_id[map index]`."""
-    return {ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
-            for ti in dag_run.get_task_instances()}
+    return {
+        ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": str(ti.state)
+        for ti in dag_run.get_task_instances()
+    }
 
 
 ALL_TASKS = ["plan_areas", "land_area[0]", "validate_area[0]", "protect", "publish", "all_areas_included"]
@@ -91,14 +93,17 @@ def test_the_run_leaves_the_log_and_data_docs_and_announces_the_asset(published)
 
     with create_session() as session:
         events = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.name == "treatment_marts_public_marts", AssetEvent.source_run_id == dag_run.run_id)
         ).all()
         assert len(events) == 1
         assert events[0].extra["period"] == "2024-03" and "in_treatment_substance_area_sex" in events[0].extra["marts"]
 
 
-def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dags_folder: Path, tmp_path: Path, alert_log) -> None:
+def test_a_bad_extract_fails_the_run_and_publishes_nothing(
+    airflow_db: Path, dags_folder: Path, tmp_path: Path, alert_log
+) -> None:
     frame = generate_extract("2024-03", clients=500, areas=["Northton"], seed=22).drop(columns=["sex"])
     frame.to_csv(tmp_path / "bad.csv", index=False)
     dag_run = run_dag(dags_folder, tmp_path, extract=str(tmp_path / "bad.csv"))
@@ -113,7 +118,9 @@ def test_a_bad_extract_fails_the_run_and_publishes_nothing(airflow_db: Path, dag
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists()
 
 
-def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags_folder: Path, tmp_path: Path, alert_log) -> None:
+def test_one_bad_area_is_left_out_and_the_run_ends_failed(
+    airflow_db: Path, dags_folder: Path, tmp_path: Path, alert_log
+) -> None:
     """One file per area: Northton's bad code fails only its own mapped validate task; the other areas are
     protected together and published; the run record says who was left out and why; the run ends failed."""
     frame = generate_extract("2024-03", clients=4000, areas=AREAS, seed=24)
@@ -131,9 +138,15 @@ def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags
     # units are sorted by name: Exborough, Northton, Southmoor
     assert states == {
         "plan_areas": "success",
-        "land_area[0]": "success", "land_area[1]": "success", "land_area[2]": "success",
-        "validate_area[0]": "success", "validate_area[1]": "failed", "validate_area[2]": "success",
-        "protect": "success", "publish": "success", "all_areas_included": "failed",
+        "land_area[0]": "success",
+        "land_area[1]": "success",
+        "land_area[2]": "success",
+        "validate_area[0]": "success",
+        "validate_area[1]": "failed",
+        "validate_area[2]": "success",
+        "protect": "success",
+        "publish": "success",
+        "all_areas_included": "failed",
     }, states
     assert str(dag_run.state) == "failed", "a run that left an area out must not look successful"
 
@@ -149,7 +162,12 @@ def test_one_bad_area_is_left_out_and_the_run_ends_failed(airflow_db: Path, dags
     assert left_out["Northton"]["stage"] == "validate" and "sex" in left_out["Northton"]["reason"]
     # operations.yaml expects eight areas: the five with no file are recorded as not arrived
     assert {u for u, e in left_out.items() if e["stage"] == "arrival"} == {
-        "Westfield", "Eastcliff", "Kingsbridge", "Millbrook", "Little Haven"}
+        "Westfield",
+        "Eastcliff",
+        "Kingsbridge",
+        "Millbrook",
+        "Little Haven",
+    }
     manifest = json.loads((run_folder / "run_manifest.json").read_text())
     assert sorted(i["source"] for i in manifest["inputs"]) == ["E10900003.parquet", "Exborough.csv"]
 

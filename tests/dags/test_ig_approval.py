@@ -13,7 +13,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from treatment_marts.synth import generate_extract, write_extract
+from treatment_marts.ops.synth import generate_extract, write_extract
 
 MARCH = pendulum.datetime(2024, 3, 1, tz="UTC")
 REVIEWER = "ig.reviewer"
@@ -94,8 +94,12 @@ def approval_record(data_root: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_rejection_publishes_nothing_and_records_who_and_why(airflow_db: Path, gated_dag_folder: Path, tmp_path: Path, alert_log) -> None:
-    dag_run, states, outcome = run_gated(gated_dag_folder, tmp_path, "Reject", "suppression of Exborough looks too thin")
+def test_rejection_publishes_nothing_and_records_who_and_why(
+    airflow_db: Path, gated_dag_folder: Path, tmp_path: Path, alert_log
+) -> None:
+    dag_run, states, outcome = run_gated(
+        gated_dag_folder, tmp_path, "Reject", "suppression of Exborough looks too thin"
+    )
     assert states["ig_approval"] == "success" and states["publish"] == "skipped", states
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists(), "nothing published"
     record = approval_record(tmp_path)

@@ -29,7 +29,7 @@ def test_publish_error_is_an_ordinary_failure_so_airflow_retries_it() -> None:
     from airflow.exceptions import AirflowException
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from treatment_marts.publish import PublishError
+    from treatment_marts.publish.release import PublishError
 
     # AirflowFailException / AirflowSkipException would end the task without its retries.
     assert not issubclass(PublishError, (AirflowFailException, AirflowSkipException, AirflowException))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from treatment_marts.config import load_areas, load_rules
+from treatment_marts.core.config import load_areas, load_rules
+from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.marts import TOTAL, build_mart, dimension_levels, load_marts
 from treatment_marts.marts.builder import MartBuildError
 from treatment_marts.marts.definitions import MartDefinition
-from treatment_marts.settings import REPO_DIR
 
 CONFIG = REPO_DIR / "include" / "config"
 LEVELS = dimension_levels(load_rules(CONFIG), load_areas(CONFIG))

@@ -5,15 +5,21 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from treatment_marts.audit import audit
-from treatment_marts.config import load_areas, load_rules
+from treatment_marts.core.config import load_areas, load_rules
+from treatment_marts.core.settings import REPO_DIR
+from treatment_marts.deidentify.recode import recode
+from treatment_marts.disclosure.audit import audit
+from treatment_marts.disclosure.suppress import MartTable
+from treatment_marts.disclosure.suppress import protect as protect_tables
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
-from treatment_marts.marts.populations import NOT_REPRESENTED, REPRESENTED, SUCCESS, completion_window, distinct_episodes
-from treatment_marts.recode import recode
-from treatment_marts.settings import REPO_DIR
-from treatment_marts.suppress import MartTable
-from treatment_marts.suppress import protect as protect_tables
-from treatment_marts.synth import generate_history
+from treatment_marts.marts.populations import (
+    NOT_REPRESENTED,
+    REPRESENTED,
+    SUCCESS,
+    completion_window,
+    distinct_episodes,
+)
+from treatment_marts.ops.synth import generate_history
 
 CONFIG = REPO_DIR / "include" / "config"
 PERIOD = "2024-12"  # completions January-June 2024, followed up to 31 December 2024
@@ -22,9 +28,17 @@ ts = pd.Timestamp
 
 
 def _episode(client: str, episode: str, triage: str, discharge: str | None, group: str, period: str) -> dict:
-    return {"client_key": client, "agency_code": "N0001", "episode_id": episode, "period": period,
-            "triage_date": ts(triage), "discharge_date": ts(discharge) if discharge else pd.NaT,
-            "discharge_group": group, "area": "Exborough", "substance_group": "Alcohol only"}
+    return {
+        "client_key": client,
+        "agency_code": "N0001",
+        "episode_id": episode,
+        "period": period,
+        "triage_date": ts(triage),
+        "discharge_date": ts(discharge) if discharge else pd.NaT,
+        "discharge_group": group,
+        "area": "Exborough",
+        "substance_group": "Alcohol only",
+    }
 
 
 def history() -> pd.DataFrame:
@@ -78,14 +92,22 @@ def _brute_force(frame: pd.DataFrame, period: str) -> dict[str, str]:
         for r in rows:
             if r.discharge_group != SUCCESS or pd.isna(r.discharge_date) or not first <= r.discharge_date <= last:
                 continue
-            overlapping = [o for o in rows if o is not r and o.triage_date <= r.discharge_date
-                           and (pd.isna(o.discharge_date) or o.discharge_date > r.discharge_date)]
+            overlapping = [
+                o
+                for o in rows
+                if o is not r
+                and o.triage_date <= r.discharge_date
+                and (pd.isna(o.discharge_date) or o.discharge_date > r.discharge_date)
+            ]
             if not overlapping:
                 exits.append(r)
         if not exits:
             continue
         latest = max(exits, key=lambda r: (r.discharge_date, r.agency_code, r.episode_id))
-        back = any(o is not latest and latest.discharge_date < o.triage_date <= latest.discharge_date + pd.DateOffset(months=6) for o in rows)
+        back = any(
+            o is not latest and latest.discharge_date < o.triage_date <= latest.discharge_date + pd.DateOffset(months=6)
+            for o in rows
+        )
         out[client] = REPRESENTED if back else NOT_REPRESENTED
     return out
 
@@ -93,8 +115,10 @@ def _brute_force(frame: pd.DataFrame, period: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def generated_history() -> pd.DataFrame:
     rules, areas = load_rules(CONFIG), load_areas(CONFIG)
-    frames = [recode(frame, rules, areas, pseudonym_key=KEY).frame
-              for _, frame in generate_history("2024-01", 12, clients=2500, areas=["Exborough", "Northton"], seed=11)]
+    frames = [
+        recode(frame, rules, areas, pseudonym_key=KEY).frame
+        for _, frame in generate_history("2024-01", 12, clients=2500, areas=["Exborough", "Northton"], seed=11)
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -112,9 +136,14 @@ def test_the_mart_builds_from_the_population(generated_history: pd.DataFrame) ->
     mart = next(m for m in load_marts(CONFIG, set(levels)).marts if m.population == "completions_followed_up")
     table = build_mart(select_population(generated_history, mart.population, PERIOD), mart, PERIOD, levels)
     cell = table.set_index(list(mart.dimensions))["count"]
-    assert cell[("Total", "Total", "Total")] == cell[("Total", "Total", NOT_REPRESENTED)] + cell[("Total", "Total", REPRESENTED)]
+    assert (
+        cell[("Total", "Total", "Total")]
+        == cell[("Total", "Total", NOT_REPRESENTED)] + cell[("Total", "Total", REPRESENTED)]
+    )
     # It is a population of its own: protected alone, K3 + secondary suppression, and the audit passes.
-    protected = protect_tables([MartTable(mart.name, tuple(mart.dimensions), table)], k=rules.disclosure.k, zeros=rules.disclosure.zeros)
+    protected = protect_tables(
+        [MartTable(mart.name, tuple(mart.dimensions), table)], k=rules.disclosure.k, zeros=rules.disclosure.zeros
+    )
     assert audit(protected.tables, k=rules.disclosure.k, zeros=rules.disclosure.zeros, true_counts=protected.log).passed
     published = protected.tables[0].frame["count"].dropna()
     assert not ((published >= 1) & (published <= rules.disclosure.k)).any()
@@ -125,12 +154,12 @@ def test_without_twelve_accepted_months_the_mart_is_not_built_and_the_manifest_s
     import json
     from pathlib import Path
 
-    from treatment_marts import stages
-    from treatment_marts.settings import Settings
-    from treatment_marts.synth import generate_extract, write_extract
+    from treatment_marts.core.settings import Settings
+    from treatment_marts.ops.synth import generate_extract, write_extract
+    from treatment_marts.pipeline import stages
 
     settings = Settings.from_env(data_root=tmp_path / "data")
-    period = "2024-03"  # the month tests/test_stages.py publishes
+    period = "2024-03"  # the month tests/pipeline/test_stages.py publishes
     path = write_extract(generate_extract(period, clients=3000, seed=7), tmp_path / "x.parquet")
     landed = stages.land(settings, period, path, run_id="one")
     result = stages.protect(settings, period, "one", [i["landed_path"] for i in landed["landed"]])

@@ -7,14 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from treatment_marts.config import ConfigError, load_areas, load_rules
+from treatment_marts.core.config import ConfigError, load_areas, load_rules
+from treatment_marts.core.settings import REPO_DIR
+from treatment_marts.deidentify.recode import recode
+from treatment_marts.disclosure.suppress import MartTable
+from treatment_marts.disclosure.suppress import protect as protect_tables
 from treatment_marts.marts import TOTAL, build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
-from treatment_marts.recode import recode
-from treatment_marts.settings import REPO_DIR
-from treatment_marts.suppress import MartTable
-from treatment_marts.suppress import protect as protect_tables
-from treatment_marts.synth import generate_extract
+from treatment_marts.ops.synth import generate_extract
 
 CONFIG = REPO_DIR / "include" / "config"
 PERIOD = "2024-03"
@@ -75,7 +75,12 @@ def test_unmet_need_sums_published_counts_and_withholds_with_them(published_sour
         estimate = estimates[(row.area, row.prevalence_group)]
         if any(pd.isna(p) for p in parts):
             withheld += 1
-            assert row.status == "c" and pd.isna(row.count) and pd.isna(row.unmet_need_percent) and pd.isna(row.unmet_need_lower)
+            assert (
+                row.status == "c"
+                and pd.isna(row.count)
+                and pd.isna(row.unmet_need_percent)
+                and pd.isna(row.unmet_need_lower)
+            )
         else:
             assert row.count == sum(parts) and pd.isna(row.status)
             assert row.unmet_need_percent == pytest.approx(100 * (1 - row.count / estimate.estimate), abs=0.05)
@@ -90,16 +95,37 @@ def test_a_missing_estimate_leaves_unmet_need_empty_not_suppressed(published_sou
     estimates = [e for e in _estimates() if not (e.area == TOTAL and e.prevalence_group == "Alcohol")]
     mart = build_unmet_need(published_source, UNMET, estimates, RULES, AREAS, PERIOD)
     row = mart[(mart["area"] == TOTAL) & (mart["prevalence_group"] == "Alcohol")].iloc[0]
-    assert pd.notna(row["count"]) and pd.isna(row["status"]) and pd.isna(row["estimate"]) and pd.isna(row["unmet_need_percent"])
+    assert (
+        pd.notna(row["count"])
+        and pd.isna(row["status"])
+        and pd.isna(row["estimate"])
+        and pd.isna(row["unmet_need_percent"])
+    )
 
 
 def test_definition_errors_name_the_mart() -> None:
     from treatment_marts.marts.definitions import MartDefinition
 
     with pytest.raises(ValueError, match="unmet_need mart has dimensions"):
-        MartDefinition(name="u", title="u", population="in_treatment", dimensions=["area"], measure="unmet_need",
-                       derived_from="x", reference="p.csv", prevalence_groups={"Opiates": ["opiate_not_crack"]})
+        MartDefinition(
+            name="u",
+            title="u",
+            population="in_treatment",
+            dimensions=["area"],
+            measure="unmet_need",
+            derived_from="x",
+            reference="p.csv",
+            prevalence_groups={"Opiates": ["opiate_not_crack"]},
+        )
     with pytest.raises(ValueError, match="prevalence group 'Opiates'"):
-        MartDefinition(name="u", title="u", population="in_treatment", dimensions=["area", "prevalence_group"],
-                       measure="unmet_need", derived_from="x", reference="p.csv", prevalence_groups={"Opiates": ["heroin"]})
+        MartDefinition(
+            name="u",
+            title="u",
+            population="in_treatment",
+            dimensions=["area", "prevalence_group"],
+            measure="unmet_need",
+            derived_from="x",
+            reference="p.csv",
+            prevalence_groups={"Opiates": ["heroin"]},
+        )
     assert UNMET not in [m for ms in MARTS.by_population().values() for m in ms]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,15 +24,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from treatment_marts.settings import Settings
-from treatment_marts.stages import run_period
-from treatment_marts.synth import generate_extract, write_extract
+from treatment_marts.core.settings import Settings
+from treatment_marts.ops.synth import generate_extract, write_extract
+from treatment_marts.pipeline.stages import run_period
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 AREAS = ["Northton", "Southmoor"]
 REVIEWER, ANALYST = "ig.reviewer", "analyst"
@@ -113,8 +117,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     log_path = home / "api-server.log"
     with log_path.open("w") as log:
-        process = subprocess.Popen([airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [airflow, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 240

@@ -58,8 +58,12 @@ def render_extract_spec(contract: ExtractContract) -> str:
         columns = [c for c in contract.columns if c.group == group]
         if not columns:
             continue
-        lines += [f"## {title}", "", "| column | NDTMS | type | required | identifying | values | description |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {title}",
+            "",
+            "| column | NDTMS | type | required | identifying | values | description |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in columns:
             lines.append(
                 f"| `{c.name}` | {c.ndtms or ''} | {c.type} | {c.required.replace('_', ' ')} | "

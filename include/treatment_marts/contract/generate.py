@@ -13,7 +13,8 @@ from pathlib import Path
 from treatment_marts.contract.docs import render_extract_spec
 from treatment_marts.contract.model import load_contract
 from treatment_marts.contract.suite import build_suite
-from treatment_marts.settings import REPO_DIR
+
+REPO_DIR = Path(__file__).resolve().parents[3]  # the contract sits below core: no Settings import
 
 
 def artefacts() -> dict[Path, str]:

@@ -4,4 +4,12 @@ from treatment_marts.marts.builder import TOTAL, build_mart, dimension_levels
 from treatment_marts.marts.definitions import MartDefinition, MartsConfig, load_marts
 from treatment_marts.marts.populations import select_population
 
-__all__ = ["TOTAL", "MartDefinition", "MartsConfig", "build_mart", "dimension_levels", "load_marts", "select_population"]
+__all__ = [
+    "TOTAL",
+    "MartDefinition",
+    "MartsConfig",
+    "build_mart",
+    "dimension_levels",
+    "load_marts",
+    "select_population",
+]

@@ -11,13 +11,11 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from treatment_marts.columns import as_categorical
-from treatment_marts.config import SUBSTANCE_GROUPS, AreasConfig, RulesConfig
+from treatment_marts.core.columns import as_categorical
+from treatment_marts.core.config import SUBSTANCE_GROUPS, AreasConfig, RulesConfig
+from treatment_marts.core.labels import TOTAL
 from treatment_marts.marts.definitions import MartDefinition
 from treatment_marts.marts.populations import REPRESENTATION_LEVELS
-
-TOTAL = "Total"
-MART_VALUE_COLUMNS = ("count", "status")
 
 
 class MartBuildError(ValueError):
@@ -35,9 +33,7 @@ def dimension_levels(rules: RulesConfig, areas: AreasConfig) -> dict[str, list[s
         "location": _unique([a.location for a in areas.areas]),
         "region": _unique([a.region for a in areas.areas]),
         "substance_group": [rules.substances.group_labels[g] for g in SUBSTANCE_GROUPS],
-        "nationality_group": _unique(
-            [rules.nationality.labels[k] for k in ("british", "other", "unknown")]
-        ),
+        "nationality_group": _unique([rules.nationality.labels[k] for k in ("british", "other", "unknown")]),
     }
     for name, scheme in rules.age_bands.schemes.items():
         levels["age_band" if name == rules.age_bands.default else f"age_band_{name}"] = scheme.labels
@@ -81,12 +77,12 @@ def build_mart(clients: pd.DataFrame, mart: MartDefinition, period: str, levels:
 
     pieces = []
     for totalled in product((False, True), repeat=len(dims)):
-        keep = [d for d, t in zip(dims, totalled) if not t]
+        keep = [d for d, t in zip(dims, totalled, strict=False) if not t]
         if keep:
             piece = cells.groupby(level=keep, observed=True).sum().reset_index(name="count")
         else:
             piece = pd.DataFrame({"count": [int(cells.sum())]})
-        for dim, t in zip(dims, totalled):
+        for dim, t in zip(dims, totalled, strict=False):
             if t:
                 piece[dim] = TOTAL
         pieces.append(piece[dims + ["count"]])

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from treatment_marts.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, _validated
+from treatment_marts.core.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, load_validated
 
 
 class Population(BaseModel):
@@ -46,9 +46,13 @@ class MartDefinition(BaseModel):
             for group, members in (self.prevalence_groups or {}).items():
                 unknown = sorted(set(members) - set(SUBSTANCE_GROUPS))
                 if not members or unknown:
-                    raise ValueError(f"mart {self.name}: prevalence group {group!r} needs substance groups of {list(SUBSTANCE_GROUPS)}, got {unknown or 'none'}")
+                    raise ValueError(
+                        f"mart {self.name}: prevalence group {group!r} needs substance groups of {list(SUBSTANCE_GROUPS)}, got {unknown or 'none'}"
+                    )
         elif any(v is not None for v in derived):
-            raise ValueError(f"mart {self.name}: derived_from, reference and prevalence_groups are for measure unmet_need only")
+            raise ValueError(
+                f"mart {self.name}: derived_from, reference and prevalence_groups are for measure unmet_need only"
+            )
         return self
 
 
@@ -66,7 +70,9 @@ class MartsConfig(BaseModel):
             raise ValueError(f"duplicate mart names: {dupes}")
         for mart in self.marts:
             if mart.population not in self.populations:
-                raise ValueError(f"mart {mart.name}: unknown population {mart.population!r}; known: {sorted(self.populations)}")
+                raise ValueError(
+                    f"mart {mart.name}: unknown population {mart.population!r}; known: {sorted(self.populations)}"
+                )
             if mart.derived_from is not None:
                 source = next((m for m in self.marts if m.name == mart.derived_from), None)
                 if source is None or source.measure != "clients":
@@ -89,14 +95,20 @@ class MartsConfig(BaseModel):
 
 def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> MartsConfig:
     path = config_dir / "marts.yaml"
-    config: MartsConfig = _validated(MartsConfig, path)
+    config: MartsConfig = load_validated(MartsConfig, path)
     if known_dimensions is not None:
         for mart in config.marts:
-            unknown = sorted(set(mart.dimensions) - known_dimensions - ({"prevalence_group"} if mart.prevalence_groups else set()))
+            unknown = sorted(
+                set(mart.dimensions) - known_dimensions - ({"prevalence_group"} if mart.prevalence_groups else set())
+            )
             if unknown:
-                raise ConfigError(f"{path}: mart {mart.name}: unknown dimension(s) {unknown}; known: {sorted(known_dimensions)}")
+                raise ConfigError(
+                    f"{path}: mart {mart.name}: unknown dimension(s) {unknown}; known: {sorted(known_dimensions)}"
+                )
     names = {m.name: m for m in config.marts}
     for mart in config.derived():
         if not {"area", "substance_group"} <= set(names[str(mart.derived_from)].dimensions):
-            raise ConfigError(f"{path}: mart {mart.name}: derived_from {mart.derived_from} lacks the area and substance_group dimensions")
+            raise ConfigError(
+                f"{path}: mart {mart.name}: derived_from {mart.derived_from} lacks the area and substance_group dimensions"
+            )
     return config

@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from treatment_marts.config import load_areas, load_rules
+from treatment_marts.core.config import load_areas, load_rules
+from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.marts.builder import TOTAL, dimension_levels
 from treatment_marts.marts.definitions import load_marts
-from treatment_marts.settings import REPO_DIR
 
 DOC_PATH = REPO_DIR / "docs" / "marts.md"
 
@@ -134,13 +134,18 @@ def render_marts_doc(config_dir: Path) -> str:
             "",
             f"- Population: `{mart.population}`",
             f"- Dimensions: {', '.join(f'`{d}`' for d in mart.dimensions)}",
-            f"- Measure: {mart.measure}" + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
+            f"- Measure: {mart.measure}"
+            + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
         ]
         if mart.derived_from:
-            lines.append(f"- Derived after suppression from the published `{mart.derived_from}` (sex = Total) and the "
-                         f"reference file `include/config/reference/{mart.reference}`")
-            lines += [f"- `{group}` = adults in treatment in: {', '.join(rules.substances.group_labels[m] for m in members)}"
-                      for group, members in (mart.prevalence_groups or {}).items()]
+            lines.append(
+                f"- Derived after suppression from the published `{mart.derived_from}` (sex = Total) and the "
+                f"reference file `include/config/reference/{mart.reference}`"
+            )
+            lines += [
+                f"- `{group}` = adults in treatment in: {', '.join(rules.substances.group_labels[m] for m in members)}"
+                for group, members in (mart.prevalence_groups or {}).items()
+            ]
         lines += [f"- Caveat: {c}" for c in mart.caveats]
         lines.append("")
     lines += NOTES

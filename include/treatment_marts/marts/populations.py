@@ -72,12 +72,20 @@ def completions_followed_up(history: pd.DataFrame, period: str) -> pd.DataFrame:
     done = done.sort_values(["client_key", "discharge_date", "agency_code", "episode_id"], kind="stable")
 
     others = episodes[["client_key", "agency_code", "episode_id", "triage_date", "discharge_date"]].rename(
-        columns={"agency_code": "o_agency", "episode_id": "o_episode", "triage_date": "o_triage", "discharge_date": "o_discharge"}
+        columns={
+            "agency_code": "o_agency",
+            "episode_id": "o_episode",
+            "triage_date": "o_triage",
+            "discharge_date": "o_discharge",
+        }
     )
     pairs = done[["client_key", "agency_code", "episode_id", "discharge_date"]].merge(others, on="client_key")
     pairs = pairs[(pairs["o_agency"] != pairs["agency_code"]) | (pairs["o_episode"] != pairs["episode_id"])]
     key = ["client_key", "agency_code", "episode_id"]
-    still_open = pairs[(pairs["o_triage"] <= pairs["discharge_date"]) & (pairs["o_discharge"].isna() | (pairs["o_discharge"] > pairs["discharge_date"]))]
+    still_open = pairs[
+        (pairs["o_triage"] <= pairs["discharge_date"])
+        & (pairs["o_discharge"].isna() | (pairs["o_discharge"] > pairs["discharge_date"]))
+    ]
     exits = done.merge(still_open[key].drop_duplicates(), on=key, how="left", indicator=True)
     exits = exits[exits["_merge"] == "left_only"].drop(columns="_merge")
     exits = exits.drop_duplicates("client_key", keep="last")
@@ -100,12 +108,15 @@ def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.D
     # Sort and de-duplicate the key columns only, then take the chosen rows of every column once. Clients
     # are grouped by an integer code of their key (hashing ~1M keys is far cheaper than sorting them as
     # strings); which episode is a client's latest does not depend on the order of clients.
-    keys = pd.DataFrame({
-        "client": pd.factorize(episodes["client_key"])[0],
-        "triage_date": episodes["triage_date"],
-        "agency_code": episodes["agency_code"],
-        "episode_id": episodes["episode_id"],
-    }, index=episodes.index)
+    keys = pd.DataFrame(
+        {
+            "client": pd.factorize(episodes["client_key"])[0],
+            "triage_date": episodes["triage_date"],
+            "agency_code": episodes["agency_code"],
+            "episode_id": episodes["episode_id"],
+        },
+        index=episodes.index,
+    )
     ordered = keys.sort_values(list(keys.columns), kind="stable")
     latest = ordered.index[~ordered["client"].duplicated(keep="last").to_numpy()]
     return episodes.loc[latest].reset_index(drop=True)

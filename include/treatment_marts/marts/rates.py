@@ -18,8 +18,10 @@ def add_percentages(table: pd.DataFrame, dimensions: list[str], percent_of: str,
         raise ValueError(f"percent_of {percent_of!r} is not one of the mart's dimensions {dimensions}")
     others = [d for d in dimensions if d != percent_of]
     denominators = table[table[percent_of] == TOTAL][others + ["count"]].rename(columns={"count": "_denominator"})
-    merged = table.merge(denominators, on=others, how="left") if others else table.assign(
-        _denominator=denominators["count"].iloc[0]
+    merged = (
+        table.merge(denominators, on=others, how="left")
+        if others
+        else table.assign(_denominator=denominators["count"].iloc[0])
     )
     numerator = merged["count"].astype("Float64")
     denominator = merged["_denominator"].astype("Float64")

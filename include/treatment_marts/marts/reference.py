@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from treatment_marts.config import SUBSTANCE_GROUPS, AreasConfig, _validated
+from treatment_marts.core.config import SUBSTANCE_GROUPS, AreasConfig, load_validated
 from treatment_marts.marts.builder import TOTAL
 from treatment_marts.marts.populations import select_population
 
@@ -54,23 +54,31 @@ class Table1Reference(BaseModel):
             total = sum(row.counts)
             got = [round_half_up(100 * c / total) for c in row.counts]
             if got != row.published_percent:
-                raise ValueError(f"row {location}: counts {row.counts} round to {got}, not the published {row.published_percent}")
+                raise ValueError(
+                    f"row {location}: counts {row.counts} round to {got}, not the published {row.published_percent}"
+                )
         return self
 
     def targets(self) -> dict[tuple[str, str], int]:
         """(location, substance group key) -> number of clients the reference dataset holds."""
-        return {(loc, group): n for loc, row in self.rows.items() for group, n in zip(self.cohorts, row.counts)}
+        return {
+            (loc, group): n
+            for loc, row in self.rows.items()
+            for group, n in zip(self.cohorts, row.counts, strict=False)
+        }
 
 
 def load_table1(config_dir: Path) -> Table1Reference:
-    return _validated(Table1Reference, config_dir / REFERENCE_FILE)
+    return load_validated(Table1Reference, config_dir / REFERENCE_FILE)
 
 
 class ReferenceBuildError(ValueError):
     """The generated month has too few clients in a cell to draw the reference dataset from."""
 
 
-def calibrate_extract(extract: pd.DataFrame, recoded: pd.DataFrame, period: str, reference: Table1Reference) -> pd.DataFrame:
+def calibrate_extract(
+    extract: pd.DataFrame, recoded: pd.DataFrame, period: str, reference: Table1Reference
+) -> pd.DataFrame:
     """Rows of ``extract`` whose clients make the in-treatment population match ``reference`` exactly.
 
     ``recoded`` is ``recode(extract).frame`` (same pseudonym key the pipeline will use). Per (location,
@@ -95,7 +103,9 @@ def calibrate_extract(extract: pd.DataFrame, recoded: pd.DataFrame, period: str,
     return extract[rows.isin(wanted_rows) & (extract["consent"] == "Y").fillna(False).to_numpy()].reset_index(drop=True)
 
 
-def table1_from_mart(mart: pd.DataFrame, areas: AreasConfig, reference: Table1Reference, labels: dict[str, str]) -> pd.DataFrame:
+def table1_from_mart(
+    mart: pd.DataFrame, areas: AreasConfig, reference: Table1Reference, labels: dict[str, str]
+) -> pd.DataFrame:
     """Table 1 from a *published* area x substance group (x sex) mart: counts and percentages by location.
 
     Named sites are their area's row; "Other" is the national Total minus the named sites (the seed's
@@ -103,7 +113,9 @@ def table1_from_mart(mart: pd.DataFrame, areas: AreasConfig, reference: Table1Re
     with a suppressed count needed here comes out as null rather than a guess.
     """
     rows = mart
-    for dim in [c for c in mart.columns if c not in {"period", "area", "substance_group", "count", "status", "percent"}]:
+    for dim in [
+        c for c in mart.columns if c not in {"period", "area", "substance_group", "count", "status", "percent"}
+    ]:
         rows = rows[rows[dim] == TOTAL]
     counts = rows.set_index(["area", "substance_group"])["count"]
     named = {a.location for a in areas.areas if a.location != "Other"}
@@ -118,10 +130,12 @@ def table1_from_mart(mart: pd.DataFrame, areas: AreasConfig, reference: Table1Re
             else:
                 others = [a.name for a in areas.areas if a.location in named]
                 total = counts.get((TOTAL, label))
-                parts = [total] + [-counts.get((s, label)) if pd.notna(counts.get((s, label))) else pd.NA for s in others]
+                parts = [total] + [
+                    -counts.get((s, label)) if pd.notna(counts.get((s, label))) else pd.NA for s in others
+                ]
             values.append(pd.NA if any(pd.isna(p) for p in parts) else int(sum(parts)))
         base = sum(values) if not any(pd.isna(v) for v in values) else pd.NA
-        for group, value in zip(reference.cohorts, values):
+        for group, value in zip(reference.cohorts, values, strict=False):
             percent = pd.NA if pd.isna(value) or pd.isna(base) or base == 0 else 100 * value / base
             out.append({"location": location, "cohort": group, "count": value, "base": base, "percent": percent})
     return pd.DataFrame(out)

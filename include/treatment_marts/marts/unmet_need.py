@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from treatment_marts.config import AreasConfig, ConfigError, RulesConfig
+from treatment_marts.core.config import AreasConfig, ConfigError, RulesConfig
 from treatment_marts.marts.builder import TOTAL
 from treatment_marts.marts.definitions import MartDefinition
 
@@ -65,8 +65,10 @@ def load_prevalence(path: Path, areas: AreasConfig, groups: list[str]) -> list[P
         except ValidationError as exc:
             raise ConfigError(f"{path}, line {line}: {exc}") from exc
         if row.area not in known_areas or row.prevalence_group not in groups:
-            raise ConfigError(f"{path}, line {line}: unknown area {row.area!r} or prevalence group {row.prevalence_group!r}; "
-                              f"areas: {sorted(known_areas)}, groups: {groups}")
+            raise ConfigError(
+                f"{path}, line {line}: unknown area {row.area!r} or prevalence group {row.prevalence_group!r}; "
+                f"areas: {sorted(known_areas)}, groups: {groups}"
+            )
         rows.append(row)
     pairs = [(r.area, r.prevalence_group) for r in rows]
     dupes = sorted({p for p in pairs if pairs.count(p) > 1})
@@ -92,7 +94,9 @@ def build_unmet_need(
     """
     assert mart.prevalence_groups is not None
     rows = published
-    for dim in [c for c in published.columns if c not in {"period", "area", "substance_group", "count", "status", "percent"}]:
+    for dim in [
+        c for c in published.columns if c not in {"period", "area", "substance_group", "count", "status", "percent"}
+    ]:
         rows = rows[rows[dim] == TOTAL]
     cells = rows.set_index(["area", "substance_group"])
     by_pair = {(e.area, e.prevalence_group): e for e in estimates}
@@ -104,7 +108,13 @@ def build_unmet_need(
             withheld = any(pd.isna(p) for p in parts)
             count = pd.NA if withheld else int(sum(parts))
             estimate = by_pair.get((area, group))
-            row = {"period": period, "area": area, "prevalence_group": group, "count": count, "status": "c" if withheld else pd.NA}
+            row = {
+                "period": period,
+                "area": area,
+                "prevalence_group": group,
+                "count": count,
+                "status": "c" if withheld else pd.NA,
+            }
             usable = estimate is not None and not withheld
             row["estimate"] = estimate.estimate if estimate else None
             row["estimate_lower"] = estimate.lower if estimate else None
@@ -119,6 +129,13 @@ def build_unmet_need(
     frame["count"] = frame["count"].astype("Int64")
     for column in ("period", "area", "prevalence_group", "status", "estimate_year", "estimate_source"):
         frame[column] = frame[column].astype("string")
-    for column in ("estimate", "estimate_lower", "estimate_upper", "unmet_need_percent", "unmet_need_lower", "unmet_need_upper"):
+    for column in (
+        "estimate",
+        "estimate_lower",
+        "estimate_upper",
+        "unmet_need_percent",
+        "unmet_need_lower",
+        "unmet_need_upper",
+    ):
         frame[column] = frame[column].astype("Float64")
     return frame

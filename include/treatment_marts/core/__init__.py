@@ -1,0 +1,1 @@
+"""Shared foundations: settings, configuration, path safety, files, columns, memory."""

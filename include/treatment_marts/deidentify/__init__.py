@@ -1,0 +1,1 @@
+"""De-identify: age bands, category collapses, pseudonymous client keys; identifiers dropped."""

@@ -1,0 +1,1 @@
+"""Protect: primary and secondary suppression, clean-up, the independent audit, record-level product."""

@@ -1,0 +1,308 @@
+"""Disclosure audit: the attacker's view of a release, run before every publish.
+
+Independent of the suppressor by design: it reads only the *published* tables (counts and `c` markers),
+derives every additive relation itself (members of a line sum to its total, in every table), links
+cells that linked tables share, and for each suppressed cell solves two linear programmes (HiGHS) for
+the smallest and largest value consistent with everything published. The attacker knows the rule, so a
+suppressed cell is at least 1 when zeros are published. A cell is *disclosed* when its interval is exact
+or its upper bound is k or less (the attacker proves it is a small group).
+
+The suppression log's true values are used only to report them beside the intervals (restricted), never
+to compute the bounds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import highspy
+import numpy as np
+import pandas as pd
+from scipy.sparse import csr_matrix
+
+from treatment_marts.disclosure.suppress import TOTAL, MartTable, table_cell
+
+EXACT = 0.5  # an interval narrower than this pins an integer count
+
+
+class DisclosureAuditFailed(RuntimeError):
+    """Refuse to publish: a suppressed value is recoverable. The message names cells, never their values."""
+
+    def __init__(self, result: AuditResult) -> None:
+        self.result = result
+        bad = result.intervals[result.intervals["disclosed"]]
+        names = [f"{r.mart} {r.cell} ({r.reason})" for r in bad.head(10).itertuples()]
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        super().__init__(f"disclosure audit failed for {len(bad)} suppressed cell(s): " + "; ".join(names) + more)
+
+
+@dataclass
+class AuditResult:
+    intervals: (
+        pd.DataFrame
+    )  # per suppressed table cell: mart, period, cell, key, lower, upper, true_count, disclosed, reason
+
+    @property
+    def passed(self) -> bool:
+        return not bool(self.intervals["disclosed"].any()) if len(self.intervals) else True
+
+
+def _variable_key(period: str, labels: dict[str, str]) -> str:
+    inner = {d: v for d, v in labels.items() if v != TOTAL}
+    return json.dumps({"period": period, **dict(sorted(inner.items()))}, sort_keys=True, ensure_ascii=False)
+
+
+def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
+    """One row per (table, cell): canonical key, published value or NaN when suppressed."""
+    parts = []
+    for table in tables:
+        dims = list(table.dimensions)
+        frame = table.frame
+        labels = frame[dims].astype(str)
+        keys = [
+            _variable_key(str(p), dict(zip(dims, row, strict=False)))
+            for p, row in zip(frame["period"].astype(str), labels.itertuples(index=False, name=None), strict=False)
+        ]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "mart": table.name,
+                    "period": frame["period"].astype(str).to_numpy(),
+                    "cell": [
+                        table_cell(dict(zip(dims, row, strict=False)))
+                        for row in labels.itertuples(index=False, name=None)
+                    ],
+                    "key": keys,
+                    "value": frame["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _equations(tables: Sequence[MartTable]) -> list[tuple[str, list[str]]]:
+    """(total key, member keys) for every line of every table, deduplicated."""
+    equations: dict[tuple[str, tuple[str, ...]], None] = {}
+    for table in tables:
+        dims = list(table.dimensions)
+        frame = table.frame.assign(
+            _key=[
+                _variable_key(str(p), dict(zip(dims, row, strict=False)))
+                for p, row in zip(
+                    table.frame["period"].astype(str),
+                    table.frame[dims].astype(str).itertuples(index=False, name=None),
+                    strict=False,
+                )
+            ]
+        )
+        for d in dims:
+            others = [o for o in dims if o != d] + ["period"]
+            totals = frame[frame[d] == TOTAL][others + ["_key"]].rename(columns={"_key": "_total"})
+            members = frame[frame[d] != TOTAL][others + ["_key"]]
+            joined = members.merge(totals, on=others, how="inner")
+            for total, group in joined.groupby("_total", sort=True):
+                equations[(str(total), tuple(sorted(group["_key"])))] = None
+    return [(total, list(members)) for total, members in equations]
+
+
+class AttackModel:
+    """The attacker's equations for a set of linked tables: built once from the tables' shape.
+
+    Which cells are suppressed changes between calls (the suppressor iterates); the additive relations
+    do not, so they are derived once and only the right-hand sides are recomputed.
+    """
+
+    def __init__(self, tables: Sequence[MartTable]) -> None:
+        self.cells = _published_cells(tables)
+        self.equations = _equations(tables)
+
+    def intervals(
+        self,
+        values: pd.Series,
+        *,
+        k: int,
+        zeros: Literal["show", "suppress"],
+        reference: pd.Series | None = None,
+        carried: Collection[str] = (),
+        verdict_only: bool = False,
+    ) -> pd.DataFrame:
+        """Feasible interval of every unknown (NaN) key. ``reference``: a known feasible point (true
+        values) that lets a caller skip the minimisation when the maximum already proves safety.
+        ``verdict_only`` (with ``reference``): the caller needs only *whether* each cell is disclosed, as the
+        suppressor does on every round; a cell that an earlier LP's optimal point already shows above k and
+        away from its true value is safe without an LP of its own, and its ``upper`` is then that witnessed
+        value (a lower estimate of the true maximum), not the maximum.
+        ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
+        stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it."""
+        unknown = sorted(values[values.isna()].index)
+        columns = ["key", "lower", "upper", "disclosed", "reason"]
+        if not unknown:
+            return pd.DataFrame(columns=columns).astype({"disclosed": bool})
+        position = {key: i for i, key in enumerate(unknown)}
+        known = values.dropna().to_dict()
+        rows, cols, coefs, rhs = [], [], [], []
+        for total, members in self.equations:
+            terms = [(m, 1.0) for m in members] + [(total, -1.0)]
+            involved = [(position[key], c) for key, c in terms if key in position]
+            if not involved:
+                continue
+            constant = sum(c * known[key] for key, c in terms if key not in position)
+            r = len(rhs)
+            for j, c in involved:
+                rows.append(r)
+                cols.append(j)
+                coefs.append(c)
+            rhs.append(-constant)
+        matrix = csr_matrix((coefs, (rows, cols)), shape=(len(rhs), len(unknown)))
+        b = np.asarray(rhs, dtype=float)
+
+        parent = list(range(len(unknown)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for r in range(matrix.shape[0]):
+            involved = matrix.indices[matrix.indptr[r] : matrix.indptr[r + 1]]
+            for j in involved[1:]:
+                parent[find(int(j))] = find(int(involved[0]))
+        components: dict[int, list[int]] = {}
+        for j in range(len(unknown)):
+            components.setdefault(find(j), []).append(j)
+
+        floor = np.where(np.isin(unknown, list(carried)), 0.0, 1.0 if zeros == "show" else 0.0)
+        lower = floor.copy()
+        upper = np.full(len(unknown), np.inf)
+        by_column = matrix.tocsc()
+        ref = None if reference is None else reference.reindex(unknown).to_numpy(dtype=float)
+        for members in components.values():
+            sub = by_column[:, members]
+            used_rows = np.unique(sub.nonzero()[0])
+            low, high = _component_bounds(
+                sub[used_rows, :].tocsc(),
+                b[used_rows],
+                floor[members],
+                k,
+                None if ref is None else ref[members],
+                verdict_only=verdict_only and ref is not None,
+            )
+            lower[members] = low
+            upper[members] = high
+        exact = (upper - lower) < EXACT
+        small = upper <= k + 1e-9
+        reason = np.where(exact, "exact value recoverable", np.where(small, f"proved to be at most {k}", ""))
+        return pd.DataFrame(
+            {
+                "key": unknown,
+                "lower": np.round(lower, 6),
+                "upper": np.round(upper, 6),
+                "disclosed": exact | small,
+                "reason": reason,
+            }
+        )
+
+
+def attack_intervals(
+    tables: Sequence[MartTable],
+    *,
+    k: int = 3,
+    zeros: Literal["show", "suppress"] = "show",
+    carried: Collection[str] = (),
+) -> pd.DataFrame:
+    """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
+    (and, for a revision, the keys the earlier release hid)."""
+    model = AttackModel(tables)
+    values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
+    return model.intervals(values, k=k, zeros=zeros, carried=carried)
+
+
+def _component_bounds(
+    a_eq, b_eq: np.ndarray, floor: np.ndarray, k: int, reference: np.ndarray | None, *, verdict_only: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of every variable of one component, s.t. A x = b, x >= floor (HiGHS, warm-started).
+
+    One model per component; only the objective changes between solves, so HiGHS restarts from the
+    previous basis and each bound costs a few simplex iterations. ``verdict_only``: every optimal point is a
+    feasible point for *all* variables; a variable it already shows above k and at least EXACT from its
+    reference value cannot be pinned, so it needs no LP (see AttackModel.intervals).
+    """
+    n = a_eq.shape[1]
+    if a_eq.shape[0] == 0:
+        return floor.astype(float).copy(), np.full(n, np.inf)
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    # Warm starts only help without presolve: each re-solve starts from the previous optimal basis.
+    solver.setOptionValue("presolve", "off")
+    solver.setOptionValue("solver", "simplex")
+    solver.setOptionValue("simplex_strategy", 4)  # primal: an objective change keeps the basis primal feasible
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = a_eq.shape[0]
+    lp.col_cost_ = np.zeros(n)
+    lp.col_lower_ = floor.astype(float)
+    lp.col_upper_ = np.full(n, highspy.kHighsInf)
+    lp.row_lower_ = b_eq.astype(float)
+    lp.row_upper_ = b_eq.astype(float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a_eq.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a_eq.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a_eq.data.astype(float)
+    solver.passModel(lp)
+    columns = np.arange(n, dtype=np.int32)
+    low = floor.astype(float).copy()
+    high = np.full(n, np.inf)
+    witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
+    for j in range(n):
+        if verdict_only and witnessed[j] > k + 1e-9 and witnessed[j] >= reference[j] + EXACT:
+            high[j], low[j] = witnessed[j], floor[j]  # safe: a feasible point above k, away from the truth
+            continue
+        cost = np.zeros(n)
+        cost[j] = 1.0
+        solver.changeColsCost(n, columns, cost)
+        for sense, out in ((highspy.ObjSense.kMaximize, high), (highspy.ObjSense.kMinimize, low)):
+            if (
+                sense == highspy.ObjSense.kMinimize
+                and reference is not None
+                and (high[j] > k and high[j] >= reference[j] + EXACT)
+            ):
+                out[j] = floor[j]  # the maximum already proves safety; the minimum is not needed to decide
+                continue
+            solver.changeObjectiveSense(sense)
+            solver.run()
+            status = solver.getModelStatus()
+            if status == highspy.HighsModelStatus.kOptimal:
+                out[j] = solver.getInfo().objective_function_value
+                if verdict_only:
+                    np.maximum(witnessed, np.asarray(solver.getSolution().col_value, dtype=float), out=witnessed)
+            elif status == highspy.HighsModelStatus.kInfeasible:
+                raise ValueError("published tables are inconsistent (the attacker's system has no solution)")
+            # unbounded: the attacker learns no bound in that direction (initial value stands)
+    return low, high
+
+
+def audit(
+    tables: Sequence[MartTable],
+    *,
+    k: int = 3,
+    zeros: Literal["show", "suppress"] = "show",
+    true_counts: pd.DataFrame | None = None,
+    carried: Collection[str] = (),
+) -> AuditResult:
+    """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
+    keys the period's earlier release hid (a revision keeps them hidden even when now zero)."""
+    cells = _published_cells(tables)
+    suppressed = cells[cells["value"].isna()].drop(columns=["value"])
+    intervals = attack_intervals(tables, k=k, zeros=zeros, carried=carried)
+    result = suppressed.merge(intervals, on="key", how="left")
+    if true_counts is not None and len(true_counts):
+        truth = true_counts[["mart", "cell", "true_count"]]
+        result = result.merge(truth, on=["mart", "cell"], how="left")
+    else:
+        result["true_count"] = pd.NA
+    result["disclosed"] = result["disclosed"].fillna(False).astype(bool)
+    return AuditResult(result.reset_index(drop=True))

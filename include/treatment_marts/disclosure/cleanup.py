@@ -1,0 +1,274 @@
+"""Clean-up of a finished suppression pattern: remove redundant secondary suppressions (tau-argus / sdcMicro).
+
+Why: the greedy repair in suppress.py commits to a complementary cell before it knows which later cells
+will also protect the same line, so a finished pattern often hides cells nothing depends on any more.
+The clean-up tries to publish them again, largest first, and swaps a large complementary cell for cheaper
+ones, keeping a move only while the attacker still pins no cell.
+
+Every move needs the attacker's verdict, and on a release of linked tables most suppressed cells form one
+connected system, so a plain audit per move costs as much as the whole audit (1-2 s on the demo's largest
+population). `_Certifier` makes a move cheap. It keeps feasible points of the attacker's system (values
+for the hidden cells that satisfy every published relation, above the floor the attacker knows), stored
+less the truth t, so each is a direction d with E d = 0. Publishing a cell fixes its value: a convex
+combination of a point above its true value and one below is a feasible point at it. A cell that some
+point moves at least half a unit above its true value, and above k, is provably not pinned (its interval
+holds both values), so only the remaining cells get an LP, and every LP solution is a new point. The
+verdict is the audit's, cell for cell (tests/test_cleanup.py); the finished pattern still goes through
+the independent audit (audit.py) once more, and if that ever disagreed the greedy pattern is kept.
+"""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from treatment_marts.disclosure.suppress import ProtectionError, _Lattice, _settle, _Suppressor
+
+MARGIN = 0.5  # the audit calls an interval narrower than this exact
+NOISE = 1e-9  # relative size below which an entry of a combined point is rounding error
+
+
+def _relation_matrix(lattice: _Lattice) -> csr_matrix:
+    """E: one row per relation, +1 for its members, -1 for its total; the truth t satisfies E t = 0."""
+    rows, cols, vals = [], [], []
+    for r, (total, members) in enumerate(lattice.relations):
+        rows.extend([r] * (len(members) + 1))
+        cols.extend([*map(int, members), int(total)])
+        vals.extend([1.0] * len(members) + [-1.0])
+    return csr_matrix((vals, (rows, cols)), shape=(len(lattice.relations), len(lattice.counts)))
+
+
+class _Certifier:
+    """The attacker's verdict on a suppression mask, incrementally (see the module docstring).
+
+    ``points`` hold feasible points of the attacker's system for the ``base`` mask (the last one that
+    passed), less the truth, over the base's cells (``columns``); projected, they stay feasible for any
+    mask, and reach a cell the base did not hide at its true value.
+    """
+
+    def __init__(self, lattice: _Lattice, k: int, lower: int, carried: np.ndarray | None = None) -> None:
+        self.lattice = lattice
+        self.k = k
+        # What the attacker knows of a hidden cell: at least 1 when zeros are shown, but only 0 for a cell
+        # an earlier release hid (a revision keeps it hidden even if it is now zero); as audit.py.
+        self.floor = np.full(len(lattice.counts), float(lower))
+        if carried is not None:
+            self.floor[carried] = 0.0
+        self.truth = lattice.counts.astype(float)
+        self.relations = _relation_matrix(lattice).tocsc()
+        self.columns = np.zeros(0, dtype=np.int64)
+        self.points = np.zeros((0, 0))
+        self.lp_solves = 0
+
+    @staticmethod
+    def _project(points: np.ndarray, column: int) -> np.ndarray:
+        """Feasible points that leave the cell of ``column`` at its true value.
+
+        A convex combination of a point above the cell's true value with one below it is a feasible point
+        at its true value, and still above the floor the attacker knows (a plain elimination would not
+        keep that). Each point is paired with the point furthest on the other side, so the combination
+        keeps most of it; points with no partner are dropped.
+        """
+        values = points[:, column]
+        above, below = values > 1e-9, values < -1e-9
+        if not (above.any() and below.any()):
+            points = points[~(above | below)]
+        else:
+            partner = np.where(above, int(np.argmin(values)), int(np.argmax(values)))
+            moving = above | below
+            share = (values[partner] / (values[partner] - values))[moving, None]  # weight of the row itself
+            mixed = share * points[moving] + (1 - share) * points[partner[moving]]
+            # Cancellation leaves rounding noise where two points agree; left in, a noise-sized negative
+            # entry would let the extrapolation in `_reach` step arbitrarily far.
+            scale = np.abs(mixed).max(axis=1, keepdims=True)
+            mixed[np.abs(mixed) <= NOISE * (1 + scale)] = 0.0
+            points = np.vstack([points[~moving], mixed])
+        points[:, column] = 0.0
+        return points[np.abs(points).max(axis=1, initial=0.0) > 0]
+
+    def _reframe(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The stored points over the cells of ``mask``: published cells projected out, new cells at truth."""
+        columns = np.flatnonzero(mask)
+        points = self.points.copy()
+        kept = mask[self.columns]
+        for column in np.flatnonzero(~kept):
+            points = self._project(points, int(column))
+        out = np.zeros((len(points), len(columns)))
+        out[:, np.searchsorted(columns, self.columns[kept])] = points[:, kept]
+        truth = self.truth[columns]
+        feasible = (truth + out >= self.floor[columns] - 1e-6).all(axis=1)  # rounding guard; the final audit is the net
+        return columns, out[feasible]
+
+    def _reach(self, points: np.ndarray, truth: np.ndarray, floor: np.ndarray) -> np.ndarray:
+        """How far above its true value each cell provably goes: from the truth through one of the points
+        and on, until some cell reaches the floor the attacker knows (E d = 0 holds all along)."""
+        if len(points) == 0:
+            return np.zeros(len(truth))
+        slack = np.maximum(truth - floor, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.where(points < 0, slack / -points, np.inf).min(axis=1)  # >= 1: the point itself is feasible
+            rise = np.where(points > 0, step[:, None] * points, 0.0)
+        return np.nan_to_num(rise, nan=0.0, posinf=np.inf).max(axis=0)
+
+    def _safe(self, reach: np.ndarray, truth: np.ndarray) -> np.ndarray:
+        return (reach >= MARGIN + 1e-6) & (truth + reach > self.k + 1e-6)
+
+    def _solve(self, columns: np.ndarray, reach: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """Exact bounds (HiGHS, warm-started as in audit.py) for the cells ``reach`` does not prove safe
+        (positions in ``columns``): the disclosed ones, and each maximising point (less the truth) to keep.
+        Each new point raises the reach of every cell it moves, so later cells often need no LP."""
+        truth, floor = self.truth[columns], self.floor[columns]
+        if self._safe(reach, truth).all():
+            return [], np.zeros((0, len(columns)))
+        sub = self.relations[:, columns]
+        used = np.unique(sub.nonzero()[0])
+        sub = sub[used, :].tocsc()
+        rhs = sub @ truth
+        n = len(columns)
+        solver = highspy.Highs()
+        solver.setOptionValue("output_flag", False)
+        solver.setOptionValue("presolve", "off")
+        solver.setOptionValue("solver", "simplex")
+        solver.setOptionValue("simplex_strategy", 4)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = n, len(used)
+        lp.col_cost_ = np.zeros(n)
+        lp.col_lower_ = floor.copy()
+        lp.col_upper_ = np.full(n, highspy.kHighsInf)
+        lp.row_lower_ = lp.row_upper_ = rhs.astype(float)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = sub.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = sub.indices.astype(np.int32)
+        lp.a_matrix_.value_ = sub.data.astype(float)
+        solver.passModel(lp)
+        disclosed: list[int] = []
+        found: list[np.ndarray] = []
+        previous: int | None = None
+        for j in np.flatnonzero(~self._safe(reach, truth)):
+            j = int(j)
+            if self._safe(reach[j : j + 1], truth[j : j + 1])[0]:
+                continue
+            if previous is not None:
+                solver.changeColCost(previous, 0.0)
+            solver.changeColCost(j, 1.0)
+            previous = j
+            upper, lower = np.inf, floor[j]
+            for maximise in (True, False):
+                if not maximise and upper > self.k and upper >= truth[j] + MARGIN:
+                    break  # the maximum already proves safety
+                solver.changeObjectiveSense(highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize)
+                solver.run()
+                self.lp_solves += 1
+                status = solver.getModelStatus()
+                if status == highspy.HighsModelStatus.kOptimal:
+                    value = solver.getInfo().objective_function_value
+                    if maximise:
+                        upper = value
+                        point = np.asarray(solver.getSolution().col_value) - truth
+                        point[np.abs(point) <= NOISE * (1 + np.abs(point).max(initial=0.0))] = 0.0
+                        found.append(point)
+                        reach = np.maximum(reach, self._reach(found[-1][None, :], truth, floor))
+                    else:
+                        lower = value
+                elif status == highspy.HighsModelStatus.kInfeasible:
+                    raise ValueError("the attacker's system has no solution: the relations disagree with the truth")
+                # unbounded: no bound in that direction (the initial value stands)
+            if upper - lower < MARGIN or upper <= self.k + 1e-9:
+                disclosed.append(int(columns[j]))
+        return disclosed, np.array(found).reshape(-1, n)
+
+    def exposed(self, mask: np.ndarray) -> list[int]:
+        """Cells of ``mask`` the attacker can pin, in key order (the suppressor's `Exposure`); a mask that
+        passes becomes the new base."""
+        columns, points = self._reframe(mask)
+        truth = self.truth[columns]
+        disclosed, found = self._solve(columns, self._reach(points, truth, self.floor[columns]))
+        if not disclosed:
+            self.columns = columns
+            self.points = np.vstack([found, points])[: max(200, 2 * len(columns))]  # newest first
+        return sorted(disclosed, key=lambda c: self.lattice.keys[c])
+
+
+def _releasable(suppressor: _Suppressor) -> list[int]:
+    """Secondary cells the clean-up may try to publish, largest first (the biggest saving first); never a
+    primary cell nor one carried forward from an earlier release."""
+    s = suppressor
+    cells = np.flatnonzero(s.suppressed & ~s.primary & ~s.carried)
+    return sorted((int(c) for c in cells), key=lambda c: (-int(s.lattice.counts[c]), s.lattice.keys[c]))
+
+
+def _loss_of(suppressor: _Suppressor) -> int:
+    return int(suppressor.lattice.counts[suppressor.suppressed].sum())
+
+
+def _try_release(suppressor: _Suppressor, cell: int, certifier: _Certifier) -> tuple[bool, int]:
+    """Publish ``cell`` if every relation stays safe and the attacker still pins nothing; returns
+    (released, audits run). The relation check is the audit's necessary condition, so most cells that must
+    stay hidden are kept without an audit."""
+    s = suppressor
+    s.suppressed[cell] = False
+    if all(s._relation_safe(r) for r in s.lattice.relations_of[cell]):
+        if not certifier.exposed(s.suppressed):
+            s.reason.pop(cell, None)
+            return True, 1
+        s.suppressed[cell] = True
+        return False, 1
+    s.suppressed[cell] = True
+    return False, 0
+
+
+def _try_swap(
+    suppressor: _Suppressor, cell: int, certifier: _Certifier, budget: int, max_rounds: int
+) -> tuple[bool, int]:
+    """Publish ``cell``, bar it, let the greedy repair protect what it protected with other cells and
+    release again; kept only if fewer individuals end up hidden. Returns (kept, audits run)."""
+    s = suppressor
+    saved, reasons, before = s.suppressed.copy(), dict(s.reason), _loss_of(s)
+    s.suppressed[cell] = False
+    s.reason.pop(cell, None)
+    s.forbidden[cell] = True
+    spent = 0
+    try:
+        s.close_relations()
+        spent += _settle(s, certifier.exposed, max_rounds)
+        for other in _releasable(s):
+            if spent >= budget or _loss_of(s) < before:
+                break
+            if s.suppressed[other]:
+                spent += _try_release(s, other, certifier)[1]
+        kept = _loss_of(s) < before
+    except ProtectionError:
+        kept = False
+    s.forbidden[cell] = False
+    if not kept:
+        s.suppressed, s.reason = saved, reasons
+    return kept, spent
+
+
+def clean_up(suppressor: _Suppressor, max_audits: int, max_rounds: int = 50) -> int:
+    """Remove redundant secondary suppressions from a pattern that passes the audit; returns audits run.
+
+    Two moves, each kept only while the attacker pins no cell: release a secondary cell (largest first),
+    then swap one for cheaper cells (kept only if the loss strictly drops), repeated while a swap helps.
+    Bounded by ``max_audits`` incremental audits, so a large release stays affordable; cells that fail
+    the cheap relation check cost none. Never touches primary or carried-forward cells.
+    """
+    s = suppressor
+    certifier = _Certifier(s.lattice, s.k, s.lower, s.carried)
+    spent = 0
+    improved = True
+    while improved and spent < max_audits:
+        improved = False
+        for cell in _releasable(s):
+            if spent >= max_audits:
+                return spent
+            spent += _try_release(s, cell, certifier)[1]
+        for cell in _releasable(s):
+            if spent >= max_audits:
+                return spent
+            if s.suppressed[cell]:
+                kept, cost = _try_swap(s, cell, certifier, max_audits - spent, max_rounds)
+                spent += cost
+                improved = improved or kept
+    return spent

@@ -1,0 +1,1 @@
+"""What IG reviewers see: the runs page data."""

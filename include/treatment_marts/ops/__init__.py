@@ -1,0 +1,1 @@
+"""Operations: policy, retention, notifications, local Airflow, benchmark, synthetic data."""

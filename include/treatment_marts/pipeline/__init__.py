@@ -1,0 +1,1 @@
+"""The stages the CLI and the DAG run, in order."""

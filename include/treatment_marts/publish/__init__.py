@@ -1,0 +1,1 @@
+"""Publish: atomic release layout, warehouse, exports and the IG report."""

@@ -1,0 +1,1 @@
+"""Validate: the Great Expectations suite, plain checks, quarantine and month-over-month drift."""

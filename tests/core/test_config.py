@@ -1,0 +1,105 @@
+"""Configuration is validated on load: a mistake names the file and the field, before any data is touched."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from treatment_marts.core.config import ConfigError, load_areas, load_rules, ruleset_hash
+from treatment_marts.core.settings import REPO_DIR
+from treatment_marts.marts import dimension_levels, load_marts
+
+CONFIG = REPO_DIR / "include" / "config"
+
+
+@pytest.fixture
+def config_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG, target)
+    return target
+
+
+def edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_shipped_configuration_is_valid() -> None:
+    rules = load_rules(CONFIG)
+    areas = load_areas(CONFIG)
+    levels = dimension_levels(rules, areas)
+    marts = load_marts(CONFIG, set(levels))
+    assert rules.disclosure.k == 3
+    assert {"Exborough", "Northton"} <= {a.name for a in areas.areas}
+    assert marts.marts[0].name == "in_treatment_substance_area_sex"
+    assert levels["age_band"][0] == "18-24" and levels["age_band"][-1] == "65+"
+
+
+def test_an_unmapped_code_in_a_collapse_is_named(config_copy: Path) -> None:
+    edit(config_copy / "rules.yaml", lambda d: d["collapses"]["ethnicity_group"]["groups"]["White"].remove("C"))
+    with pytest.raises(ConfigError, match=r"collapse ethnicity_group .*unmapped \['C'\]"):
+        load_rules(config_copy)
+
+
+def test_age_bands_must_be_contiguous(config_copy: Path) -> None:
+    edit(config_copy / "rules.yaml", lambda d: d["age_bands"]["schemes"]["five_year"]["bands"].pop(2))
+    with pytest.raises(ConfigError, match="not contiguous"):
+        load_rules(config_copy)
+
+
+def test_threshold_must_be_positive(config_copy: Path) -> None:
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(k=0))
+    with pytest.raises(ConfigError, match="disclosure.k"):
+        load_rules(config_copy)
+
+
+def test_cleanup_budget_is_validated(config_copy: Path) -> None:
+    from treatment_marts.disclosure.suppress import DEFAULT_CLEANUP_AUDITS
+
+    assert load_rules(CONFIG).disclosure.cleanup_audits == DEFAULT_CLEANUP_AUDITS  # the shipped budget
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(cleanup_audits=-1))
+    with pytest.raises(ConfigError, match="disclosure.cleanup_audits"):
+        load_rules(config_copy)
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(cleanup_audits=0))
+    assert load_rules(config_copy).disclosure.cleanup_audits == 0  # off: the greedy pattern as it is
+
+
+def test_substance_mix_must_be_a_distribution(config_copy: Path) -> None:
+    edit(config_copy / "areas.yaml", lambda d: d["areas"][0]["substance_mix"].update(alcohol_only=0.9))
+    with pytest.raises(ConfigError, match="substance_mix sums to"):
+        load_areas(config_copy)
+
+
+def test_mart_with_unknown_dimension_or_population(config_copy: Path) -> None:
+    edit(config_copy / "marts.yaml", lambda d: d["marts"][0].update(dimensions=["area", "shoe_size"], percent_of=None))
+    with pytest.raises(ConfigError, match="unknown dimension.*shoe_size"):
+        load_marts(config_copy, {"area", "sex"})
+    edit(config_copy / "marts.yaml", lambda d: d["marts"][0].update(population="everyone"))
+    with pytest.raises(ConfigError, match="unknown population 'everyone'"):
+        load_marts(config_copy)
+
+
+def test_mart_names_must_be_safe_sql_identifiers(config_copy: Path) -> None:
+    edit(config_copy / "marts.yaml", lambda d: d["marts"][0].update(name="marts; drop table x"))
+    with pytest.raises(ConfigError, match="name"):
+        load_marts(config_copy)
+
+
+def test_ruleset_hash_changes_with_the_rules(config_copy: Path) -> None:
+    before = ruleset_hash(config_copy)
+    assert before == ruleset_hash(CONFIG)
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(k=4))
+    assert ruleset_hash(config_copy) != before
+
+
+def test_ruleset_hash_covers_the_reference_data_marts_read(config_copy: Path) -> None:
+    """The unmet-need mart divides by reference/prevalence.csv: new estimates are new published figures."""
+    before = ruleset_hash(config_copy)
+    prevalence = config_copy / "reference" / "prevalence.csv"
+    assert prevalence.exists()
+    prevalence.write_text(prevalence.read_text() + "\n")
+    assert ruleset_hash(config_copy) != before

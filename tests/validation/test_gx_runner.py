@@ -1,0 +1,148 @@
+"""GX validation: a good extract passes, each kind of bad extract fails naming the rule, and no identifier leaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from treatment_marts.core.settings import Settings
+from treatment_marts.ops.synth import generate_extract
+from treatment_marts.validation.gx_runner import ValidationFailed, validate_extract
+
+PERIOD = "2024-03"
+
+
+@pytest.fixture(scope="module")
+def good() -> pd.DataFrame:
+    return generate_extract(PERIOD, clients=1200, areas=["Northton", "Little Haven"], seed=9)
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings.from_env(data_root=tmp_path_factory.mktemp("data"))
+
+
+def failed_rules(frame: pd.DataFrame, settings: Settings, source: str = "x.csv") -> dict[str, dict]:
+    report = validate_extract(frame, period=PERIOD, settings=settings, run_id="t", source=source)
+    return {r["rule"]: r for r in report.blocking_failures()}
+
+
+def test_a_good_extract_passes_and_builds_data_docs(good: pd.DataFrame, settings: Settings) -> None:
+    report = validate_extract(good, period=PERIOD, settings=settings, run_id="t", source="good.csv")
+    assert report.success and not report.blocking_failures(), report.summary_text()
+    assert report.data_docs_index and report.data_docs_index.exists()
+    assert report.data_docs_index.is_relative_to(settings.restricted_dir)
+    assert "all passed" in report.summary_text()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "rule"),
+    [
+        (lambda f: f.assign(sex=f["sex"].mask(f.index < 4, "X")), "sex uses the contract's code list"),
+        (lambda f: f.assign(agency_code=f["agency_code"].mask(f.index < 2, pd.NA)), "agency_code is always present"),
+        (
+            lambda f: pd.concat([f, f.iloc[:3]], ignore_index=True),
+            "one row per episode: (agency_code, episode_id) is unique",
+        ),
+        (
+            lambda f: f.assign(triage_date=f["triage_date"].mask(f.index < 2, pd.Timestamp("2024-04-02"))),
+            "triage_date is not before 2005-01-01 and not after the end of the period",
+        ),
+        (lambda f: f.assign(period="2024-02"), "every row is for the run's period"),
+    ],
+)
+def test_bad_extracts_fail_naming_the_rule(good: pd.DataFrame, settings: Settings, mutate, rule: str) -> None:
+    failures = failed_rules(mutate(good.copy()), settings)
+    assert rule in failures, list(failures)
+    assert failures[rule]["unexpected_count"] is None or failures[rule]["unexpected_count"] >= 1
+
+
+def test_cross_field_rules(good: pd.DataFrame, settings: Settings) -> None:
+    bad = good.copy()
+    closed = bad.index[bad["discharge_date"].notna()][:3]
+    bad.loc[closed[0], "discharge_date"] = bad.loc[closed[0], "triage_date"] - pd.Timedelta(days=3)
+    bad.loc[closed[1], "discharge_reason"] = pd.NA
+    bad.loc[closed[2], "drug_2"] = bad.loc[closed[2], "drug_1"]
+    failures = failed_rules(bad, settings)
+    assert "discharge_date is on or after triage_date" in failures
+    assert "discharge_reason is present exactly when discharge_date is present" in failures
+    assert "drug_2 differs from drug_1 (and drug_3 from both) where cited" in failures
+
+
+def test_consent_rule_applies_only_to_consenting_clients(good: pd.DataFrame, settings: Settings) -> None:
+    assert (good["consent"] == "N").any()  # non-consenting rows are blank and pass
+    bad = good.copy()
+    row = bad.index[bad["consent"] == "Y"][0]
+    bad.loc[row, "ethnicity"] = pd.NA
+    assert "ethnicity is present when the client consented" in failed_rules(bad, settings)
+
+
+def test_summary_names_column_rule_count_and_raises(good: pd.DataFrame, settings: Settings) -> None:
+    bad = good.assign(drug_1=good["drug_1"].mask(good.index < 6, "0000"))
+    report = validate_extract(bad, period=PERIOD, settings=settings, run_id="t", source="bad.csv")
+    text = report.summary_text()
+    assert "drug_1" in text and "code list" in text and " 6 " in text and "'0000'" in text
+    with pytest.raises(ValidationFailed, match="drug_1"):
+        report.raise_for_blocking()
+
+
+def test_no_identifier_value_reaches_any_gx_artefact(good: pd.DataFrame, tmp_path: Path) -> None:
+    settings = Settings.from_env(data_root=tmp_path)
+    bad = good.copy()
+    bad.loc[bad.index[:3], "client_ref"] = "ZQXLEAK123!"
+    bad.loc[bad.index[:3], "partial_postcode"] = "QQ9Z 9"
+    bad.loc[bad.index[:3], "first_initial"] = "qq"
+    bad.loc[bad.index[:3], "date_of_birth"] = pd.Timestamp("1850-01-01")
+    report = validate_extract(bad, period=PERIOD, settings=settings, run_id="leak", source="leak.csv")
+    assert not report.success
+    needles = [
+        "ZQXLEAK123",
+        "QQ9Z 9",
+        "1850-01-01",
+        "18500101",
+        "01/01/1850",
+    ]  # whole values: a bare "1850" can occur in a UUID
+    texts = {"summary": report.summary_text()}
+    with pytest.raises(ValidationFailed) as err:
+        report.raise_for_blocking()
+    texts["exception"] = str(err.value)
+    for path in settings.gx_dir.rglob("*"):
+        if path.is_file():
+            texts[str(path)] = path.read_bytes().decode("utf-8", "ignore")
+    assert len(texts) > 5  # results, Data Docs pages, suites...
+    for where, text in texts.items():
+        for needle in needles:
+            assert needle not in text, f"{needle!r} leaked into {where}"
+    assert "client_ref" in texts["summary"] and "date_of_birth" in texts["summary"]
+
+
+def test_gx_does_not_keep_the_batch_after_the_run(
+    good: pd.DataFrame, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GX's engine caches the batch; left there it would hold a copy of the extract through later stages."""
+    import gc
+    import weakref
+
+    import treatment_marts.validation.gx_runner as validate_module
+
+    batches: list[weakref.ref] = []
+    real = validate_module.with_derived_columns
+
+    def remembered(frame: pd.DataFrame) -> pd.DataFrame:
+        batch = real(frame)
+        batches.append(weakref.ref(batch))
+        return batch
+
+    monkeypatch.setattr(validate_module, "with_derived_columns", remembered)
+    report = validate_extract(good, period="2024-03", settings=settings, run_id="release", source="x.csv")
+    gc.collect()
+    assert report.success and len(batches) == 1
+    assert batches[0]() is None, "the GX context still references the validated batch"
+    # nor any row-level series GX computed from it (condition masks, derived columns): only `good`'s own data
+    rows = len(good)
+    kept = [
+        o for o in gc.get_objects() if isinstance(o, (pd.Series, pd.DataFrame)) and len(o) == rows and o is not good
+    ]
+    assert not kept, f"{len(kept)} row-level pandas objects outlive the validation"
