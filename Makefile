@@ -5,8 +5,9 @@
 #   make demo   generate a synthetic month (2024-03), run the Airflow DAG for it (`airflow dags test`,
 #               SQLite metadata under .airflow/), print where the marts, suppression log and Data Docs are
 #   make test   the whole test suite (starts its own PostgreSQL server; runs the real DAG)
+#   make check  lint, format, types and import contracts (CI runs it after the tests)
 #
-# Others: make venv | backfill | generate | constraints | bench | clean
+# Others: make check | venv | backfill | generate | constraints | bench | clean
 
 SHELL := /bin/bash
 # Python 3.11 (pyproject: requires-python ">=3.11,<3.12"): python3.11 if present, else python3.
@@ -30,7 +31,7 @@ AIRFLOW_ENV := AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__CORE__UNIT_TEST_MODE=False TREATMENT_MARTS_DATA_ROOT=$(DATA_ROOT) GX_ANALYTICS_ENABLED=False
 
-.PHONY: demo backfill test venv generate constraints bench clean
+.PHONY: demo backfill test check venv generate constraints bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "treatment-marts needs Python 3.11 (found %d.%d at $(PYTHON)); install python3.11 or run: make PYTHON=/path/to/python3.11 ..." % sys.version_info[:2])'
@@ -84,6 +85,16 @@ backfill: $(STAMP)
 ##       with a real scheduler + API server)
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH GX_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
+
+## check: lint (ruff), format (ruff format --check), types (mypy on include/), import contracts (import-linter:
+##        layer order, no Airflow under include/, the audit never imports the suppressor) and no cross-module
+##        use of another module's _private names (scripts/check_private_imports.py)
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/check_private_imports.py
 
 ## generate: regenerate the GX suite, extract spec and mart catalogue from the contract and configuration
 generate: $(STAMP)
