@@ -43,6 +43,7 @@ import sqlalchemy as sa
 
 UNFINISHED = ("queued", "running")
 DEFAULT_COMPONENTS = ("api-server", "scheduler")
+UI_COMPONENTS = ("api-server", "scheduler", "triggerer", "dag-processor")
 
 
 def free_port() -> int:
@@ -338,6 +339,36 @@ def run_backfill(
             raise RuntimeError(f"{exc}\n{airflow.log_tail()}") from None
 
 
+def serve_ui(env: Mapping[str, str], log_dir: Path, port: int, report: Callable[[str], None] = print) -> int:
+    """Run the UI stack (API server, scheduler, triggerer, dag-processor) until Ctrl-C or a component dies.
+
+    The triggerer serves the IG approval gate (a deferred task); the dag-processor keeps the DAGs current
+    and the home page's health panel green. Returns 0 on Ctrl-C, 1 when a component exited.
+    """
+    component_env = executor_env(env, api_port=port, log_port=free_port(), jwt_secret=secrets.token_urlsafe(32))
+    home = Path(component_env.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    passwords = Path(
+        component_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+        or home / "simple_auth_manager_passwords.json.generated"
+    )
+    users = component_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    with LocalAirflow(component_env, log_dir, UI_COMPONENTS) as airflow:
+        report(f"Airflow UI: http://127.0.0.1:{port}/  (components: {', '.join(UI_COMPONENTS)}; logs: {log_dir})")
+        report(f"Sign in as one of {users} (user:role); passwords: {passwords}")
+        report("Governance page: Browse > Disclosure governance (IG reports open for TREATMENT_MARTS_IG_REVIEWERS)")
+        report("Trigger a month: DAGs > monthly_treatment_pipeline > Trigger. Ctrl-C stops everything.")
+        try:
+            while True:
+                dead = airflow.dead()
+                if dead:
+                    report(f"error: {dead}\n{airflow.log_tail()}")
+                    return 1
+                time.sleep(1)
+        except KeyboardInterrupt:
+            report("stopping the Airflow components")
+            return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m treatment_marts.ops.airflow_local",
@@ -352,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
         "--triggerer", action="store_true", help="also run the triggerer (needed when the IG approval gate is on)"
     )
     parser.add_argument("--log-dir", help="component logs (default $AIRFLOW_HOME/components)")
+    parser.add_argument(
+        "--ui",
+        type=int,
+        metavar="PORT",
+        help="instead: serve the Airflow UI on PORT (API server, scheduler, triggerer, dag-processor) until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:
@@ -359,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             "set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN (and AIRFLOW_HOME) to the metadata database of the backfill"
         )
     home = Path(env.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    if args.ui:
+        return serve_ui(env, Path(args.log_dir) if args.log_dir else home / "components", args.ui)
     components = (*DEFAULT_COMPONENTS, "triggerer") if args.triggerer else DEFAULT_COMPONENTS
     try:
         state = run_backfill(
