@@ -352,6 +352,7 @@ def serve_ui(env: Mapping[str, str], log_dir: Path, port: int, report: Callable[
         or home / "simple_auth_manager_passwords.json.generated"
     )
     users = component_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the components as Ctrl-C does
     with LocalAirflow(component_env, log_dir, UI_COMPONENTS) as airflow:
         report(f"Airflow UI: http://127.0.0.1:{port}/  (components: {', '.join(UI_COMPONENTS)}; logs: {log_dir})")
         report(f"Sign in as one of {users} (user:role); passwords: {passwords}")
