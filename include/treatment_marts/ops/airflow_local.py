@@ -16,7 +16,13 @@
 * SQLite metadata is accepted with LocalExecutor in Airflow 3 (`airflow standalone` does the same): task
   processes never open the metadata database, only the scheduler and the API server do.
 
-Used by `make backfill` (`python -m treatment_marts.ops.airflow_local`) and by tests/dags/test_backfill.py.
+For scale-out the same components run with the **CeleryExecutor** (`celery_env`): the scheduler queues task
+instances on a Redis broker and `airflow celery worker` processes take them, each worker named by
+`TREATMENT_MARTS_WORKER_NAME` so a task instance records which worker ran it (`[core] hostname_callable`
+= `worker_hostname`). Workers share the data root (here one machine; across hosts, a shared file system).
+
+Used by `make backfill` (`python -m treatment_marts.ops.airflow_local`), tests/dags/test_backfill.py and
+tests/dags/test_scale_out.py.
 Like the rest of include/ it does not import Airflow: it runs the `airflow` command and reads two metadata
 tables (`backfill`, `dag_run`) with SQLAlchemy Core.
 """
@@ -44,6 +50,33 @@ import sqlalchemy as sa
 UNFINISHED = ("queued", "running")
 DEFAULT_COMPONENTS = ("api-server", "scheduler")
 UI_COMPONENTS = ("api-server", "scheduler", "triggerer", "dag-processor")
+ENV_WORKER_NAME = "TREATMENT_MARTS_WORKER_NAME"
+CELERY_WORKER = "celery-worker-"  # component name prefix: celery-worker-1, celery-worker-2, ...
+
+
+def worker_hostname() -> str:
+    """`[core] hostname_callable`: the worker's configured name, else the machine's FQDN (Airflow's default)."""
+    return os.environ.get(ENV_WORKER_NAME) or socket.getfqdn()
+
+
+def celery_env(base: Mapping[str, str], *, broker_url: str, result_backend: str) -> dict[str, str]:
+    """`base` (from `executor_env`) switched to the CeleryExecutor on `broker_url`.
+
+    One task per worker at a time and no prefetching, so queued task instances spread over idle workers
+    instead of queueing behind a busy one.
+    """
+    env = dict(base)
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "treatment_marts.ops.airflow_local.worker_hostname",
+        }
+    )
+    return env
 
 
 def free_port() -> int:
@@ -231,10 +264,15 @@ class LocalAirflow:
         self.stop()
 
     def _start(self, name: str) -> None:
+        argv, env = [airflow_command(), name], self.env
+        if name.startswith(CELERY_WORKER):  # several workers on one machine: own name, no log server each
+            worker = name.removeprefix("celery-")
+            argv = [airflow_command(), "celery", "worker", "--celery-hostname", f"{worker}@%h", "--skip-serve-logs"]
+            env = {**self.env, ENV_WORKER_NAME: worker}
         with open(self.log_dir / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
-                [airflow_command(), name],
-                env=self.env,
+                argv,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
