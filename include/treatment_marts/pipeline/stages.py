@@ -268,9 +268,9 @@ def suppressed_in_current_release(settings: Settings, period: str) -> dict[str |
 def protect(settings: Settings, period: str, run_id: str, landed_paths: list[str]) -> dict[str, Any]:
     """Recode, build every mart, suppress (primary + secondary) and audit; stage the release in the restricted zone."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
+    from treatment_marts.disclosure.protect import protect as protect_tables
     from treatment_marts.disclosure.record_level import write_record_level
-    from treatment_marts.disclosure.suppress import MartTable
-    from treatment_marts.disclosure.suppress import protect as protect_tables
+    from treatment_marts.disclosure.tables import MartTable
 
     run_id = safe_run_id(run_id)
     rules = load_rules(settings.config_dir)
