@@ -43,7 +43,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
         ("treatment_marts.validation.gx_runner", "ValidationFailed"),
         ("treatment_marts.validation.quarantine", "QuarantineCeilingExceeded"),
         ("treatment_marts.disclosure.audit", "DisclosureAuditFailed"),
-        ("treatment_marts.disclosure.suppress", "ProtectionError"),
+        ("treatment_marts.disclosure.tables", "ProtectionError"),
         ("treatment_marts.publish.release", "PublishError"),
     ):
         with contextlib.suppress(ImportError, AttributeError):  # pragma: no cover - absent in a partial install

@@ -58,7 +58,7 @@ def test_threshold_must_be_positive(config_copy: Path) -> None:
 
 
 def test_cleanup_budget_is_validated(config_copy: Path) -> None:
-    from treatment_marts.disclosure.suppress import DEFAULT_CLEANUP_AUDITS
+    from treatment_marts.disclosure.protect import DEFAULT_CLEANUP_AUDITS
 
     assert load_rules(CONFIG).disclosure.cleanup_audits == DEFAULT_CLEANUP_AUDITS  # the shipped budget
     edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(cleanup_audits=-1))

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from treatment_marts.disclosure.audit import AttackModel
-from treatment_marts.disclosure.optimal_gap import _cube
+from treatment_marts.disclosure.optimal_gap import cube_table
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_verdict_only_discloses_exactly_the_cells_the_full_intervals_disclose(seed: int) -> None:
     rng = np.random.default_rng(seed)
     inner = np.where(rng.random((4, 5)) < 0.3, rng.integers(1, 4, (4, 5)), rng.integers(4, 40, (4, 5)))
-    model = AttackModel([_cube(inner)])
+    model = AttackModel([cube_table(inner)])
     truth = model.cells.groupby("key")["value"].first().astype(float)
     hidden = pd.Series(rng.random(len(truth)) < 0.35, index=truth.index)
     published = truth.where(~hidden)

@@ -1,4 +1,4 @@
-"""The clean-up's incremental attacker (cleanup._Certifier) against the independent audit's LP."""
+"""The clean-up's incremental attacker (cleanup.Certifier) decides as the independent audit's LP does."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_suppress import cube
 
-from treatment_marts.disclosure.cleanup import _Certifier, _releasable
-from treatment_marts.disclosure.suppress import ProtectionError, _build_lattice, _exposure, _settle, _Suppressor
+from treatment_marts.disclosure.cleanup import Certifier, releasable
+from treatment_marts.disclosure.lattice import build_lattice
+from treatment_marts.disclosure.protect import audit_exposure
+from treatment_marts.disclosure.secondary import Exposure, Suppressor, settle
+from treatment_marts.disclosure.tables import MartTable, ProtectionError, Zeros
 
 
-def _greedy(tables, k: int = 3, zeros: str = "show"):
-    lattice = _build_lattice(tables)
-    suppressor = _Suppressor(lattice, k, zeros)
+def greedy(tables: list[MartTable], k: int = 3, zeros: Zeros = "show") -> tuple[Suppressor, Exposure]:
+    """The suppressor's pattern before any clean-up, and the audit's verdict function on masks."""
+    lattice = build_lattice(tables)
+    suppressor = Suppressor(lattice, k, zeros)
     suppressor.close_relations()
-    exposed = _exposure(tables, lattice, k, zeros)
-    _settle(suppressor, exposed, 200)
+    exposed = audit_exposure(tables, lattice, k, zeros)
+    settle(suppressor, exposed, 200)
     return suppressor, exposed
 
 
@@ -29,7 +33,7 @@ def _greedy(tables, k: int = 3, zeros: str = "show"):
     st.lists(st.integers(0, 30), min_size=32, max_size=32),
 )
 def test_certifier_agrees_with_the_audit_on_every_release(
-    n_a: int, n_b: int, n_c: int, zeros: str, values: list[int]
+    n_a: int, n_b: int, n_c: int, zeros: Zeros, values: list[int]
 ) -> None:
     """Publish the greedy pattern's secondary cells one by one (keeping each the audit accepts): the
     incremental verdict names exactly the cells the independent LP names, as its stored points change."""
@@ -37,13 +41,13 @@ def test_certifier_agrees_with_the_audit_on_every_release(
     dims = {"a": [f"a{i}" for i in range(n_a)], "b": [f"b{i}" for i in range(n_b)], "c": [f"c{i}" for i in range(n_c)]}
     tables = [cube("abc", dims, counts), cube("ab", {"a": dims["a"], "b": dims["b"]}, counts.sum(axis=2))]
     try:
-        suppressor, exposed = _greedy(tables, zeros=zeros)
+        suppressor, exposed = greedy(tables, zeros=zeros)
     except ProtectionError:
         return
-    certifier = _Certifier(suppressor.lattice, suppressor.k, suppressor.lower)
+    certifier = Certifier(suppressor.lattice, suppressor.k, suppressor.lower)
     assert certifier.exposed(suppressor.suppressed) == [] == exposed(suppressor.suppressed)
     counts_of = suppressor.lattice.counts
-    for cell in _releasable(suppressor):
+    for cell in releasable(suppressor):
         mask = suppressor.suppressed.copy()
         mask[cell] = False
         verdict = certifier.exposed(mask)
@@ -63,8 +67,8 @@ def test_certifier_skips_the_lp_for_cells_its_points_prove_safe() -> None:
     counts = rng.integers(4, 40, size=(5, 6))
     counts[rng.random((5, 6)) < 0.25] = 2
     table = cube("t", {"a": [f"a{i}" for i in range(5)], "b": [f"b{i}" for i in range(6)]}, counts)
-    suppressor, exposed = _greedy([table])
-    certifier = _Certifier(suppressor.lattice, suppressor.k, suppressor.lower)
+    suppressor, exposed = greedy([table])
+    certifier = Certifier(suppressor.lattice, suppressor.k, suppressor.lower)
     certifier.exposed(suppressor.suppressed)
     first = certifier.lp_solves
     assert certifier.exposed(suppressor.suppressed) == []

@@ -1,4 +1,4 @@
-"""Primary and secondary suppression: K3 boundary, the classic attacks, and properties over random tables."""
+"""Protection of linked tables (protect.py): the K3 boundary, the classic attacks, and properties over random tables."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.audit import attack_intervals, audit
-from treatment_marts.disclosure.suppress import TOTAL, MartTable, ProtectionError, protect
+from treatment_marts.disclosure.protect import CARRIED_RULE, protect
+from treatment_marts.disclosure.tables import MartTable, ProtectionError
 
 
 def cube(name: str, dims: dict[str, list[str]], counts: np.ndarray, period: str = "2024-03") -> MartTable:
@@ -191,8 +193,6 @@ def test_attack_month_versus_year_to_date_differencing() -> None:
 
 
 def test_cells_suppressed_in_an_earlier_release_stay_suppressed() -> None:
-    from treatment_marts.disclosure.suppress import CARRIED_RULE
-
     first = cube("t", {"area": ["A", "B", "C"], "sex": ["M", "F"]}, np.array([[2, 40], [30, 50], [20, 25]]))
     earlier = protect([first], k=3)
     revised = cube(
@@ -205,7 +205,7 @@ def test_cells_suppressed_in_an_earlier_release_stay_suppressed() -> None:
     assert protect([revised], k=3).log.empty, "without the earlier release nothing needed hiding"
 
 
-# --- clean-up of redundant secondary suppressions (cleanup.py) -------------------------------------------
+# --- clean-up of redundant secondary suppressions (cleanup.py), as protect() composes it ------------------
 
 GREEDY_SUBOPTIMAL = np.array([[22, 13, 4, 3], [6, 14, 2, 21], [8, 39, 30, 3]])  # greedy hides 63, the optimum 26
 
@@ -232,8 +232,6 @@ def test_clean_up_strictly_reduces_loss_where_greedy_is_suboptimal() -> None:
 
 
 def test_clean_up_never_publishes_primary_or_carried_cells() -> None:
-    from treatment_marts.disclosure.suppress import CARRIED_RULE
-
     dims = {"row": ["r0", "r1", "r2"], "col": ["c0", "c1", "c2", "c3"]}
     table = cube("t", dims, GREEDY_SUBOPTIMAL)
     greedy = protect([table], k=3, cleanup_audits=0)

@@ -19,8 +19,8 @@ from treatment_marts.core.settings import REPO_DIR, Settings
 from treatment_marts.deidentify.pseudonymise import ENV_KEY, pseudonym_key
 from treatment_marts.deidentify.recode import recode
 from treatment_marts.disclosure.audit import audit
-from treatment_marts.disclosure.suppress import MartTable
-from treatment_marts.disclosure.suppress import protect as protect_tables
+from treatment_marts.disclosure.protect import protect as protect_tables
+from treatment_marts.disclosure.tables import MartTable
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.reference import (
     ReferenceBuildError,

@@ -10,8 +10,8 @@ import pytest
 from treatment_marts.core.config import ConfigError, load_areas, load_rules
 from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.deidentify.recode import recode
-from treatment_marts.disclosure.suppress import MartTable
-from treatment_marts.disclosure.suppress import protect as protect_tables
+from treatment_marts.disclosure.protect import protect as protect_tables
+from treatment_marts.disclosure.tables import MartTable
 from treatment_marts.marts import TOTAL, build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.ops.synth import generate_extract

@@ -156,7 +156,7 @@ def test_validation_results_are_recorded_in_the_restricted_warehouse(published: 
 
 def test_a_revised_release_keeps_every_cell_the_earlier_release_suppressed(tmp_path: Path) -> None:
     """Across releases: re-publishing a period after a correction cannot be differenced against the first."""
-    from treatment_marts.disclosure.suppress import CARRIED_RULE
+    from treatment_marts.disclosure.protect import CARRIED_RULE
     from treatment_marts.pipeline.protect import suppressed_in_current_release
 
     settings = Settings.from_env(data_root=tmp_path / "data")

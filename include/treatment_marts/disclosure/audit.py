@@ -8,24 +8,30 @@ suppressed cell is at least 1 when zeros are published. A cell is *disclosed* wh
 or its upper bound is k or less (the attacker proves it is a small group).
 
 The suppression log's true values are used only to report them beside the intervals (restricted), never
-to compute the bounds.
+to compute the bounds. The audit imports only the table model (tables.py) and the bounds model
+(lp_model.py), never the suppressor (import-linter contract in pyproject.toml), so a flaw in the
+suppressor's reasoning cannot also blind the check of its output.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-import highspy
 import numpy as np
 import pandas as pd
-from scipy.sparse import csr_matrix
+from scipy.sparse import csc_matrix, csr_matrix
 
-from treatment_marts.disclosure.suppress import TOTAL, MartTable, table_cell
-
-EXACT = 0.5  # an interval narrower than this pins an integer count
+from treatment_marts.core.labels import TOTAL
+from treatment_marts.disclosure.lp_model import (
+    EXACT_MARGIN,
+    SMALL_TOLERANCE,
+    BoundsModel,
+    a_priori_lower,
+    pinned,
+    proved_small,
+)
+from treatment_marts.disclosure.tables import MartTable, Zeros, cell_key, table_cell
 
 
 class DisclosureAuditFailed(RuntimeError):
@@ -50,11 +56,6 @@ class AuditResult:
         return not bool(self.intervals["disclosed"].any()) if len(self.intervals) else True
 
 
-def _variable_key(period: str, labels: dict[str, str]) -> str:
-    inner = {d: v for d, v in labels.items() if v != TOTAL}
-    return json.dumps({"period": period, **dict(sorted(inner.items()))}, sort_keys=True, ensure_ascii=False)
-
-
 def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
     """One row per (table, cell): canonical key, published value or NaN when suppressed."""
     parts = []
@@ -63,7 +64,7 @@ def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
         frame = table.frame
         labels = frame[dims].astype(str)
         keys = [
-            _variable_key(str(p), dict(zip(dims, row, strict=False)))
+            cell_key(str(p), dict(zip(dims, row, strict=False)))
             for p, row in zip(frame["period"].astype(str), labels.itertuples(index=False, name=None), strict=False)
         ]
         parts.append(
@@ -90,7 +91,7 @@ def _equations(tables: Sequence[MartTable]) -> list[tuple[str, list[str]]]:
         dims = list(table.dimensions)
         frame = table.frame.assign(
             _key=[
-                _variable_key(str(p), dict(zip(dims, row, strict=False)))
+                cell_key(str(p), dict(zip(dims, row, strict=False)))
                 for p, row in zip(
                     table.frame["period"].astype(str),
                     table.frame[dims].astype(str).itertuples(index=False, name=None),
@@ -124,7 +125,7 @@ class AttackModel:
         values: pd.Series,
         *,
         k: int,
-        zeros: Literal["show", "suppress"],
+        zeros: Zeros,
         reference: pd.Series | None = None,
         carried: Collection[str] = (),
         verdict_only: bool = False,
@@ -143,7 +144,10 @@ class AttackModel:
             return pd.DataFrame(columns=columns).astype({"disclosed": bool})
         position = {key: i for i, key in enumerate(unknown)}
         known = values.dropna().to_dict()
-        rows, cols, coefs, rhs = [], [], [], []
+        rows: list[int] = []
+        cols: list[int] = []
+        coefs: list[float] = []
+        rhs: list[float] = []
         for total, members in self.equations:
             terms = [(m, 1.0) for m in members] + [(total, -1.0)]
             involved = [(position[key], c) for key, c in terms if key in position]
@@ -175,26 +179,26 @@ class AttackModel:
         for j in range(len(unknown)):
             components.setdefault(find(j), []).append(j)
 
-        floor = np.where(np.isin(unknown, list(carried)), 0.0, 1.0 if zeros == "show" else 0.0)
+        floor = np.where(np.isin(unknown, list(carried)), 0.0, float(a_priori_lower(zeros)))
         lower = floor.copy()
         upper = np.full(len(unknown), np.inf)
         by_column = matrix.tocsc()
         ref = None if reference is None else reference.reindex(unknown).to_numpy(dtype=float)
-        for members in components.values():
-            sub = by_column[:, members]
+        for component in components.values():
+            sub = by_column[:, component]
             used_rows = np.unique(sub.nonzero()[0])
             low, high = _component_bounds(
                 sub[used_rows, :].tocsc(),
                 b[used_rows],
-                floor[members],
+                floor[component],
                 k,
-                None if ref is None else ref[members],
+                None if ref is None else ref[component],
                 verdict_only=verdict_only and ref is not None,
             )
-            lower[members] = low
-            upper[members] = high
-        exact = (upper - lower) < EXACT
-        small = upper <= k + 1e-9
+            lower[component] = low
+            upper[component] = high
+        exact = pinned(lower, upper)
+        small = proved_small(upper, k)
         reason = np.where(exact, "exact value recoverable", np.where(small, f"proved to be at most {k}", ""))
         return pd.DataFrame(
             {
@@ -211,7 +215,7 @@ def attack_intervals(
     tables: Sequence[MartTable],
     *,
     k: int = 3,
-    zeros: Literal["show", "suppress"] = "show",
+    zeros: Zeros = "show",
     carried: Collection[str] = (),
 ) -> pd.DataFrame:
     """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
@@ -222,66 +226,46 @@ def attack_intervals(
 
 
 def _component_bounds(
-    a_eq, b_eq: np.ndarray, floor: np.ndarray, k: int, reference: np.ndarray | None, *, verdict_only: bool = False
+    a_eq: csc_matrix,
+    b_eq: np.ndarray,
+    floor: np.ndarray,
+    k: int,
+    reference: np.ndarray | None,
+    *,
+    verdict_only: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of every variable of one component, s.t. A x = b, x >= floor (HiGHS, warm-started).
+    """Min and max of every variable of one component, s.t. A x = b, x >= floor (lp_model.BoundsModel).
 
-    One model per component; only the objective changes between solves, so HiGHS restarts from the
-    previous basis and each bound costs a few simplex iterations. ``verdict_only``: every optimal point is a
-    feasible point for *all* variables; a variable it already shows above k and at least EXACT from its
-    reference value cannot be pinned, so it needs no LP (see AttackModel.intervals).
+    ``verdict_only`` (with ``reference``): every optimal point is a feasible point for *all* variables; a
+    variable it already shows above k and at least EXACT_MARGIN from its reference value cannot be pinned,
+    so it needs no LP (see AttackModel.intervals).
     """
     n = a_eq.shape[1]
     if a_eq.shape[0] == 0:
         return floor.astype(float).copy(), np.full(n, np.inf)
-    solver = highspy.Highs()
-    solver.setOptionValue("output_flag", False)
-    # Warm starts only help without presolve: each re-solve starts from the previous optimal basis.
-    solver.setOptionValue("presolve", "off")
-    solver.setOptionValue("solver", "simplex")
-    solver.setOptionValue("simplex_strategy", 4)  # primal: an objective change keeps the basis primal feasible
-    lp = highspy.HighsLp()
-    lp.num_col_ = n
-    lp.num_row_ = a_eq.shape[0]
-    lp.col_cost_ = np.zeros(n)
-    lp.col_lower_ = floor.astype(float)
-    lp.col_upper_ = np.full(n, highspy.kHighsInf)
-    lp.row_lower_ = b_eq.astype(float)
-    lp.row_upper_ = b_eq.astype(float)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a_eq.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = a_eq.indices.astype(np.int32)
-    lp.a_matrix_.value_ = a_eq.data.astype(float)
-    solver.passModel(lp)
-    columns = np.arange(n, dtype=np.int32)
+    model = BoundsModel(a_eq, b_eq, floor)
     low = floor.astype(float).copy()
     high = np.full(n, np.inf)
     witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
     for j in range(n):
-        if verdict_only and witnessed[j] > k + 1e-9 and witnessed[j] >= reference[j] + EXACT:
+        if (
+            verdict_only
+            and reference is not None
+            and witnessed[j] > k + SMALL_TOLERANCE
+            and witnessed[j] >= reference[j] + EXACT_MARGIN
+        ):
             high[j], low[j] = witnessed[j], floor[j]  # safe: a feasible point above k, away from the truth
             continue
-        cost = np.zeros(n)
-        cost[j] = 1.0
-        solver.changeColsCost(n, columns, cost)
-        for sense, out in ((highspy.ObjSense.kMaximize, high), (highspy.ObjSense.kMinimize, low)):
-            if (
-                sense == highspy.ObjSense.kMinimize
-                and reference is not None
-                and (high[j] > k and high[j] >= reference[j] + EXACT)
-            ):
+        for maximise, out in ((True, high), (False, low)):
+            if not maximise and reference is not None and (high[j] > k and high[j] >= reference[j] + EXACT_MARGIN):
                 out[j] = floor[j]  # the maximum already proves safety; the minimum is not needed to decide
                 continue
-            solver.changeObjectiveSense(sense)
-            solver.run()
-            status = solver.getModelStatus()
-            if status == highspy.HighsModelStatus.kOptimal:
-                out[j] = solver.getInfo().objective_function_value
+            value = model.bound(j, maximise=maximise)
+            if value is not None:
+                out[j] = value
                 if verdict_only:
-                    np.maximum(witnessed, np.asarray(solver.getSolution().col_value, dtype=float), out=witnessed)
-            elif status == highspy.HighsModelStatus.kInfeasible:
-                raise ValueError("published tables are inconsistent (the attacker's system has no solution)")
-            # unbounded: the attacker learns no bound in that direction (initial value stands)
+                    np.maximum(witnessed, model.point(), out=witnessed)
+            # None (unbounded): the attacker learns no bound in that direction (initial value stands)
     return low, high
 
 
@@ -289,7 +273,7 @@ def audit(
     tables: Sequence[MartTable],
     *,
     k: int = 3,
-    zeros: Literal["show", "suppress"] = "show",
+    zeros: Zeros = "show",
     true_counts: pd.DataFrame | None = None,
     carried: Collection[str] = (),
 ) -> AuditResult:

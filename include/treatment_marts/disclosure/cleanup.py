@@ -1,45 +1,36 @@
 """Clean-up of a finished suppression pattern: remove redundant secondary suppressions (tau-argus / sdcMicro).
 
-Why: the greedy repair in suppress.py commits to a complementary cell before it knows which later cells
+Why: the greedy repair in secondary.py commits to a complementary cell before it knows which later cells
 will also protect the same line, so a finished pattern often hides cells nothing depends on any more.
 The clean-up tries to publish them again, largest first, and swaps a large complementary cell for cheaper
 ones, keeping a move only while the attacker still pins no cell.
 
 Every move needs the attacker's verdict, and on a release of linked tables most suppressed cells form one
 connected system, so a plain audit per move costs as much as the whole audit (1-2 s on the demo's largest
-population). `_Certifier` makes a move cheap. It keeps feasible points of the attacker's system (values
+population). `Certifier` makes a move cheap. It keeps feasible points of the attacker's system (values
 for the hidden cells that satisfy every published relation, above the floor the attacker knows), stored
 less the truth t, so each is a direction d with E d = 0. Publishing a cell fixes its value: a convex
 combination of a point above its true value and one below is a feasible point at it. A cell that some
 point moves at least half a unit above its true value, and above k, is provably not pinned (its interval
 holds both values), so only the remaining cells get an LP, and every LP solution is a new point. The
-verdict is the audit's, cell for cell (tests/test_cleanup.py); the finished pattern still goes through
-the independent audit (audit.py) once more, and if that ever disagreed the greedy pattern is kept.
+verdict is the audit's, cell for cell (tests/disclosure/test_cleanup.py): both solve the one bounds model of
+lp_model.py. The finished pattern still goes through the independent audit (audit.py) once more
+(protect.py), and if that ever disagreed the greedy pattern is kept.
 """
 
 from __future__ import annotations
 
-import highspy
 import numpy as np
-from scipy.sparse import csr_matrix
 
-from treatment_marts.disclosure.suppress import ProtectionError, _Lattice, _settle, _Suppressor
+from treatment_marts.disclosure.lattice import Lattice
+from treatment_marts.disclosure.lp_model import EXACT_MARGIN, BoundsModel, disclosed, relation_matrix
+from treatment_marts.disclosure.secondary import Suppressor, settle
+from treatment_marts.disclosure.tables import ProtectionError
 
-MARGIN = 0.5  # the audit calls an interval narrower than this exact
 NOISE = 1e-9  # relative size below which an entry of a combined point is rounding error
 
 
-def _relation_matrix(lattice: _Lattice) -> csr_matrix:
-    """E: one row per relation, +1 for its members, -1 for its total; the truth t satisfies E t = 0."""
-    rows, cols, vals = [], [], []
-    for r, (total, members) in enumerate(lattice.relations):
-        rows.extend([r] * (len(members) + 1))
-        cols.extend([*map(int, members), int(total)])
-        vals.extend([1.0] * len(members) + [-1.0])
-    return csr_matrix((vals, (rows, cols)), shape=(len(lattice.relations), len(lattice.counts)))
-
-
-class _Certifier:
+class Certifier:
     """The attacker's verdict on a suppression mask, incrementally (see the module docstring).
 
     ``points`` hold feasible points of the attacker's system for the ``base`` mask (the last one that
@@ -47,7 +38,7 @@ class _Certifier:
     mask, and reach a cell the base did not hide at its true value.
     """
 
-    def __init__(self, lattice: _Lattice, k: int, lower: int, carried: np.ndarray | None = None) -> None:
+    def __init__(self, lattice: Lattice, k: int, lower: int, carried: np.ndarray | None = None) -> None:
         self.lattice = lattice
         self.k = k
         # What the attacker knows of a hidden cell: at least 1 when zeros are shown, but only 0 for a cell
@@ -56,7 +47,7 @@ class _Certifier:
         if carried is not None:
             self.floor[carried] = 0.0
         self.truth = lattice.counts.astype(float)
-        self.relations = _relation_matrix(lattice).tocsc()
+        self.relations = relation_matrix(lattice.relations, len(lattice.counts)).tocsc()
         self.columns = np.zeros(0, dtype=np.int64)
         self.points = np.zeros((0, 0))
         self.lp_solves = 0
@@ -112,10 +103,10 @@ class _Certifier:
         return np.nan_to_num(rise, nan=0.0, posinf=np.inf).max(axis=0)
 
     def _safe(self, reach: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        return (reach >= MARGIN + 1e-6) & (truth + reach > self.k + 1e-6)
+        return (reach >= EXACT_MARGIN + 1e-6) & (truth + reach > self.k + 1e-6)
 
     def _solve(self, columns: np.ndarray, reach: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """Exact bounds (HiGHS, warm-started as in audit.py) for the cells ``reach`` does not prove safe
+        """Exact bounds (lp_model.BoundsModel, as the audit solves them) for the cells ``reach`` does not prove safe
         (positions in ``columns``): the disclosed ones, and each maximising point (less the truth) to keep.
         Each new point raises the reach of every cell it moves, so later cells often need no LP."""
         truth, floor = self.truth[columns], self.floor[columns]
@@ -124,59 +115,32 @@ class _Certifier:
         sub = self.relations[:, columns]
         used = np.unique(sub.nonzero()[0])
         sub = sub[used, :].tocsc()
-        rhs = sub @ truth
         n = len(columns)
-        solver = highspy.Highs()
-        solver.setOptionValue("output_flag", False)
-        solver.setOptionValue("presolve", "off")
-        solver.setOptionValue("solver", "simplex")
-        solver.setOptionValue("simplex_strategy", 4)
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = n, len(used)
-        lp.col_cost_ = np.zeros(n)
-        lp.col_lower_ = floor.copy()
-        lp.col_upper_ = np.full(n, highspy.kHighsInf)
-        lp.row_lower_ = lp.row_upper_ = rhs.astype(float)
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = sub.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = sub.indices.astype(np.int32)
-        lp.a_matrix_.value_ = sub.data.astype(float)
-        solver.passModel(lp)
-        disclosed: list[int] = []
+        model = BoundsModel(sub, sub @ truth, floor)
+        found_disclosed: list[int] = []
         found: list[np.ndarray] = []
-        previous: int | None = None
-        for j in np.flatnonzero(~self._safe(reach, truth)):
-            j = int(j)
+        for j in (int(j) for j in np.flatnonzero(~self._safe(reach, truth))):
             if self._safe(reach[j : j + 1], truth[j : j + 1])[0]:
                 continue
-            if previous is not None:
-                solver.changeColCost(previous, 0.0)
-            solver.changeColCost(j, 1.0)
-            previous = j
-            upper, lower = np.inf, floor[j]
+            upper, lower = np.inf, float(floor[j])
             for maximise in (True, False):
-                if not maximise and upper > self.k and upper >= truth[j] + MARGIN:
+                if not maximise and upper > self.k and upper >= truth[j] + EXACT_MARGIN:
                     break  # the maximum already proves safety
-                solver.changeObjectiveSense(highspy.ObjSense.kMaximize if maximise else highspy.ObjSense.kMinimize)
-                solver.run()
-                self.lp_solves += 1
-                status = solver.getModelStatus()
-                if status == highspy.HighsModelStatus.kOptimal:
-                    value = solver.getInfo().objective_function_value
-                    if maximise:
-                        upper = value
-                        point = np.asarray(solver.getSolution().col_value) - truth
-                        point[np.abs(point) <= NOISE * (1 + np.abs(point).max(initial=0.0))] = 0.0
-                        found.append(point)
-                        reach = np.maximum(reach, self._reach(found[-1][None, :], truth, floor))
-                    else:
-                        lower = value
-                elif status == highspy.HighsModelStatus.kInfeasible:
-                    raise ValueError("the attacker's system has no solution: the relations disagree with the truth")
-                # unbounded: no bound in that direction (the initial value stands)
-            if upper - lower < MARGIN or upper <= self.k + 1e-9:
-                disclosed.append(int(columns[j]))
-        return disclosed, np.array(found).reshape(-1, n)
+                value = model.bound(j, maximise=maximise)
+                if value is None:
+                    continue  # unbounded: no bound in that direction (the initial value stands)
+                if maximise:
+                    upper = value
+                    point = model.point() - truth
+                    point[np.abs(point) <= NOISE * (1 + np.abs(point).max(initial=0.0))] = 0.0
+                    found.append(point)
+                    reach = np.maximum(reach, self._reach(found[-1][None, :], truth, floor))
+                else:
+                    lower = value
+            if disclosed(lower, upper, self.k):
+                found_disclosed.append(int(columns[j]))
+        self.lp_solves += model.solves
+        return found_disclosed, np.array(found).reshape(-1, n)
 
     def exposed(self, mask: np.ndarray) -> list[int]:
         """Cells of ``mask`` the attacker can pin, in key order (the suppressor's `Exposure`); a mask that
@@ -190,7 +154,7 @@ class _Certifier:
         return sorted(disclosed, key=lambda c: self.lattice.keys[c])
 
 
-def _releasable(suppressor: _Suppressor) -> list[int]:
+def releasable(suppressor: Suppressor) -> list[int]:
     """Secondary cells the clean-up may try to publish, largest first (the biggest saving first); never a
     primary cell nor one carried forward from an earlier release."""
     s = suppressor
@@ -198,17 +162,17 @@ def _releasable(suppressor: _Suppressor) -> list[int]:
     return sorted((int(c) for c in cells), key=lambda c: (-int(s.lattice.counts[c]), s.lattice.keys[c]))
 
 
-def _loss_of(suppressor: _Suppressor) -> int:
+def _loss_of(suppressor: Suppressor) -> int:
     return int(suppressor.lattice.counts[suppressor.suppressed].sum())
 
 
-def _try_release(suppressor: _Suppressor, cell: int, certifier: _Certifier) -> tuple[bool, int]:
+def _try_release(suppressor: Suppressor, cell: int, certifier: Certifier) -> tuple[bool, int]:
     """Publish ``cell`` if every relation stays safe and the attacker still pins nothing; returns
     (released, audits run). The relation check is the audit's necessary condition, so most cells that must
     stay hidden are kept without an audit."""
     s = suppressor
     s.suppressed[cell] = False
-    if all(s._relation_safe(r) for r in s.lattice.relations_of[cell]):
+    if all(s.relation_safe(r) for r in s.lattice.relations_of[cell]):
         if not certifier.exposed(s.suppressed):
             s.reason.pop(cell, None)
             return True, 1
@@ -219,7 +183,7 @@ def _try_release(suppressor: _Suppressor, cell: int, certifier: _Certifier) -> t
 
 
 def _try_swap(
-    suppressor: _Suppressor, cell: int, certifier: _Certifier, budget: int, max_rounds: int
+    suppressor: Suppressor, cell: int, certifier: Certifier, budget: int, max_rounds: int
 ) -> tuple[bool, int]:
     """Publish ``cell``, bar it, let the greedy repair protect what it protected with other cells and
     release again; kept only if fewer individuals end up hidden. Returns (kept, audits run)."""
@@ -231,8 +195,8 @@ def _try_swap(
     spent = 0
     try:
         s.close_relations()
-        spent += _settle(s, certifier.exposed, max_rounds)
-        for other in _releasable(s):
+        spent += settle(s, certifier.exposed, max_rounds)
+        for other in releasable(s):
             if spent >= budget or _loss_of(s) < before:
                 break
             if s.suppressed[other]:
@@ -246,7 +210,7 @@ def _try_swap(
     return kept, spent
 
 
-def clean_up(suppressor: _Suppressor, max_audits: int, max_rounds: int = 50) -> int:
+def clean_up(suppressor: Suppressor, max_audits: int, max_rounds: int = 50) -> int:
     """Remove redundant secondary suppressions from a pattern that passes the audit; returns audits run.
 
     Two moves, each kept only while the attacker pins no cell: release a secondary cell (largest first),
@@ -255,16 +219,16 @@ def clean_up(suppressor: _Suppressor, max_audits: int, max_rounds: int = 50) -> 
     the cheap relation check cost none. Never touches primary or carried-forward cells.
     """
     s = suppressor
-    certifier = _Certifier(s.lattice, s.k, s.lower, s.carried)
+    certifier = Certifier(s.lattice, s.k, s.lower, s.carried)
     spent = 0
     improved = True
     while improved and spent < max_audits:
         improved = False
-        for cell in _releasable(s):
+        for cell in releasable(s):
             if spent >= max_audits:
                 return spent
             spent += _try_release(s, cell, certifier)[1]
-        for cell in _releasable(s):
+        for cell in releasable(s):
             if spent >= max_audits:
                 return spent
             if s.suppressed[cell]:

@@ -1,27 +1,33 @@
 """The optimal secondary-suppression pattern of a small table, for measuring the suppressor's information loss.
 
-Why: the suppressor (suppress.py) is a fast heuristic (greedy relation repair, then audit-guided widening),
-as tau-argus' hypercube method is; the benchmark must say how far from optimal it lands. Loss is tau-argus'
-default cost, the sum of the values of the suppressed cells (margins included: hiding a margin hides its
-people too). Optimal means the least loss among all patterns that contain the primary cells, leave the
-grand total published (the suppressor's policy) and pass the *same* independent audit (audit.py). The search enumerates complementary sets in
-order of cost and stops at the first one the audit accepts, so it is exact but exponential: only for tables
-with at most ~14 candidate cells. It is a measuring instrument, never used to publish.
+Why: the suppressor (secondary.py, composed in protect.py) is a fast heuristic (greedy relation repair, then
+audit-guided widening), as tau-argus' hypercube method is; the benchmark must say how far from optimal it
+lands. Loss is tau-argus' default cost, the sum of the values of the suppressed cells (margins included:
+hiding a margin hides its people too). Optimal means the least loss among all patterns that contain the
+primary cells (primary.py, the suppressor's rule), leave the grand total published (the suppressor's policy)
+and pass the *same* independent audit (audit.py). The search enumerates complementary sets in order of cost
+and stops at the first one the audit accepts, so it is exact but exponential in the number of candidate
+cells (every non-zero cell that is neither primary nor the grand total): it refuses a table with more than
+MAX_CANDIDATES (24) and gives up after ``max_audits`` patterns; the benchmark's 3 x 4 tables have at most 19.
+It is a measuring instrument, never used to publish.
 """
 
 from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 import pandas as pd
 
 from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.audit import attack_intervals
-from treatment_marts.disclosure.suppress import MartTable, Zeros
+from treatment_marts.disclosure.primary import primary_cells
+from treatment_marts.disclosure.protect import protect
+from treatment_marts.disclosure.tables import MartTable, Zeros
 
-MAX_CANDIDATES = 24
+MAX_CANDIDATES = 24  # beyond this the subset search (2^n patterns) is refused outright
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ def optimal_pattern(table: MartTable, *, k: int = 3, zeros: Zeros = "show", max_
     frame = table.frame.reset_index(drop=True)
     counts = frame["count"].astype("int64").to_numpy()
     grand = (frame[list(table.dimensions)] == TOTAL).all(axis=1).to_numpy()
-    primary = (counts >= 1) & (counts <= k) if zeros == "show" else counts <= k
+    primary = primary_cells(counts, k, zeros)
     candidates = np.flatnonzero(~primary & (counts > 0) & ~grand)
     if len(candidates) > MAX_CANDIDATES:
         raise ValueError(f"{len(candidates)} candidate cells: too many for an exact search (max {MAX_CANDIDATES})")
@@ -55,7 +61,7 @@ def optimal_pattern(table: MartTable, *, k: int = 3, zeros: Zeros = "show", max_
         mask[list(chosen)] = True
         published = frame.assign(
             count=pd.array(np.where(mask, pd.NA, counts), dtype="Int64"),
-            status=pd.array(np.where(mask, "c", None), dtype="string"),
+            status=pd.array(np.where(mask, "c", pd.NA), dtype="string"),
         )
         audits += 1
         if not attack_intervals([MartTable(table.name, table.dimensions, published)], k=k, zeros=zeros)[
@@ -73,15 +79,13 @@ def optimal_pattern(table: MartTable, *, k: int = 3, zeros: Zeros = "show", max_
 
 def gap_on_random_tables(n_tables: int, *, shape: tuple[int, int] = (3, 4), seed: int = 1, k: int = 3) -> pd.DataFrame:
     """The suppressor's loss beside the optimum on random small 2-way tables with some small cells."""
-    from treatment_marts.disclosure.suppress import protect
-
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n_tables):
         inner = rng.integers(4, 40, size=shape)
         small = rng.random(shape) < 0.2
         inner[small] = rng.integers(1, k + 1, size=int(small.sum()))
-        table = _cube(inner)
+        table = cube_table(inner)
         if not ((table.frame["count"] >= 1) & (table.frame["count"] <= k)).any():
             continue
         optimum = optimal_pattern(table, k=k)
@@ -100,9 +104,8 @@ def gap_on_random_tables(n_tables: int, *, shape: tuple[int, int] = (3, 4), seed
     return pd.DataFrame(rows)
 
 
-def _cube(inner: np.ndarray) -> MartTable:
-    from itertools import product
-
+def cube_table(inner: np.ndarray) -> MartTable:
+    """A mart-format table over every combination of the axes of ``inner`` with every margin (Total)."""
     names = ["row", "col"]
     levels = [[f"r{i}" for i in range(inner.shape[0])], [f"c{j}" for j in range(inner.shape[1])]]
     records = []

@@ -163,8 +163,8 @@ def protect_populations(
 ) -> ProtectedPopulations:
     """Per population: build its marts, suppress them together, audit them independently, write them."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
-    from treatment_marts.disclosure.suppress import MartTable
-    from treatment_marts.disclosure.suppress import protect as protect_tables
+    from treatment_marts.disclosure.protect import protect as protect_tables
+    from treatment_marts.disclosure.tables import MartTable
 
     carried = suppressed_in_current_release(settings, period)
     out = ProtectedPopulations()
