@@ -29,9 +29,9 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -56,23 +56,27 @@ class UnsafePath(ExtractError):
 # --- limits (operations.yaml: input_limits) -------------------------------------------------------------
 
 
+# Limits are strict numbers (a bool or a quoted number is a mistake, not a limit): see core/config.py.
+_StrictNumber = Annotated[float, Field(strict=True)]
+
+
 class XlsxLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_uncompressed_mb: int = Field(default=1024, ge=1, description="sum of the declared sizes of all members")
-    max_compression_ratio: float = Field(
+    max_uncompressed_mb: StrictInt = Field(default=1024, ge=1, description="sum of the declared sizes of all members")
+    max_compression_ratio: _StrictNumber = Field(
         default=100.0, gt=1, description="per member, for members above ratio_floor_mb"
     )
-    ratio_floor_mb: int = Field(default=1, ge=0, description="members smaller than this are not ratio-checked")
-    max_members: int = Field(default=1000, ge=1)
+    ratio_floor_mb: StrictInt = Field(default=1, ge=0, description="members smaller than this are not ratio-checked")
+    max_members: StrictInt = Field(default=1000, ge=1)
 
 
 class InputLimits(BaseModel):
     """Upper bounds on what an extract may contain. A real extract is far below each (docs/security.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_file_mb: int = Field(default=4096, ge=1)
-    max_line_bytes: int = Field(default=65536, ge=1024, description="CSV physical line, header included")
-    max_field_chars: int = Field(default=256, ge=16, description="any field or header name after parsing")
+    max_file_mb: StrictInt = Field(default=4096, ge=1)
+    max_line_bytes: StrictInt = Field(default=65536, ge=1024, description="CSV physical line, header included")
+    max_field_chars: StrictInt = Field(default=256, ge=16, description="any field or header name after parsing")
     xlsx: XlsxLimits = XlsxLimits()
 
 

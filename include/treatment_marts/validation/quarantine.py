@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from treatment_marts.core.files import write_private
 from treatment_marts.validation.plain_checks import ROW_LEVEL, PlainResult, failing_rows
@@ -26,9 +26,9 @@ class QuarantineRules(BaseModel):
     """`quarantine:` of validation.yaml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    enabled: bool = False
+    enabled: StrictBool = False  # strict: `enabled: "false"` or `1` is a mistake, not a switch
     # More than this share of an extract's rows quarantined fails the run: a systematic fault, not a typo.
-    max_share: float = Field(default=0.02, ge=0, le=1)
+    max_share: float = Field(default=0.02, ge=0, le=1, strict=True)
 
 
 class QuarantineCeilingExceeded(Exception):
