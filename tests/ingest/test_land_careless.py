@@ -276,3 +276,31 @@ def test_a_failed_first_landing_leaves_every_restricted_folder_owner_only(settin
     for path in settings.restricted_dir.rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+# --- item 2 at landing: no identifier quoted as an "example" -----------------------------------------
+
+
+def test_markers_in_every_column_reach_no_typing_message_or_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every column of some rows holds a marker identifier (a shifted or mislabelled export)."""
+    frame = minimal_frame(rows=8)
+    markers = ["CANARYREF01", "QZ0Q 0", "1931-02-28", "28/02/1931"]
+    for name in CONTRACT.column_names:
+        frame.loc[4:, name] = markers
+    with caplog.at_level("DEBUG"), pytest.raises(ExtractError) as err:
+        read_extract(write_csv(frame, tmp_path / "markers.csv"))
+    for text in (str(err.value), caplog.text):
+        for marker in (*markers, "QZ0Q"):
+            assert marker not in text
+    message = str(err.value)
+    assert "column triage_date: 3 value(s) are not ISO dates" in message and "99/99/9999" in message
+    assert "column alcohol_units: 4 value(s) are not whole numbers" in message and "[values not shown]" in message
+
+
+def test_a_code_of_another_list_is_still_quoted(tmp_path: Path) -> None:
+    frame = minimal_frame()
+    frame.loc[1, "children_living_with"] = "CHRISTIAN"  # religion under an integer column: columns shifted
+    with pytest.raises(ExtractError, match="column children_living_with: 1 value.*e.g. 'CHRISTIAN'"):
+        read_extract(write_csv(frame, tmp_path / "shifted.csv"))

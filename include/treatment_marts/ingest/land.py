@@ -42,11 +42,13 @@ from treatment_marts.core.safety import (
     check_fields,
     check_file_size,
     check_xlsx_archive,
+    code_examples,
     display_name,
     inbox_files,
     load_input_limits,
     row_list,
     safe_stem,
+    value_shapes,
 )
 from treatment_marts.core.settings import Settings
 
@@ -361,13 +363,20 @@ def _as_text(series: pd.Series) -> pd.Series:
 
 
 def _problem(col: Column, text: pd.Series, bad: pd.Series, rule: str) -> str:
+    """One line of a typing error. Values are quoted only when they are codes of the contract's closed lists
+    (core.safety.code_examples): a mislabelled or swapped column holds identifiers under a harmless name.
+    Otherwise the line gives the values' shapes (99/99/9999), which say what format the export used."""
     where = _row_list(bad[bad].index)
     message = f"column {col.name}: {int(bad.sum())} value(s) {rule} (rows {where})"
     if col.identifying:
         return message + " [values withheld: identifying column]"
-    # Non-identifying codes and dates help the engineer find the export bug; identifiers never appear.
-    examples = ", ".join(repr(v) for v in text[bad].drop_duplicates().head(_MAX_EXAMPLES))
-    return f"{message}, e.g. {examples}"
+    distinct = text[bad].drop_duplicates().head(1000)
+    examples = code_examples(distinct, _MAX_EXAMPLES)
+    if examples:
+        return f"{message}, e.g. {', '.join(examples)}"
+    return (
+        f"{message}, shaped {', '.join(value_shapes(distinct, _MAX_EXAMPLES))} (9 digit, A letter) [values not shown]"
+    )
 
 
 def _already_typed(col: Column, raw: pd.Series, problems: list[str]) -> pd.Series | None:

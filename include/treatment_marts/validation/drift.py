@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from treatment_marts.core.config import RulesConfig, load_validated
 from treatment_marts.deidentify.recode import substance_group
@@ -25,11 +25,12 @@ Status = Literal["pass", "flag", "no_baseline"]
 class MonthOverMonthRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Literal["warning", "blocking"]
-    row_count_change: float = Field(gt=0)
-    substance_share_change_pp: float = Field(gt=0)
-    missing_share_change_pp: float = Field(gt=0)
-    vanished_without_discharge_share: float = Field(ge=0, le=1)
-    min_rows_for_shares: int = Field(ge=0)
+    # strict numbers: a bool or a quoted number in validation.yaml is a mistake, not a threshold
+    row_count_change: float = Field(gt=0, strict=True)
+    substance_share_change_pp: float = Field(gt=0, strict=True)
+    missing_share_change_pp: float = Field(gt=0, strict=True)
+    vanished_without_discharge_share: float = Field(ge=0, le=1, strict=True)
+    min_rows_for_shares: StrictInt = Field(ge=0)
 
 
 class ValidationPolicy(BaseModel):

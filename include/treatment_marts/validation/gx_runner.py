@@ -31,6 +31,7 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 
 from treatment_marts.contract import load_contract  # noqa: E402
 from treatment_marts.core.files import make_private_dirs  # noqa: E402
+from treatment_marts.core.safety import code_examples  # noqa: E402
 from treatment_marts.core.settings import Settings  # noqa: E402
 from treatment_marts.deidentify.recode import age_in_years  # noqa: E402
 
@@ -218,7 +219,10 @@ def _column_of(kwargs: dict) -> str:
 
 
 def _examples(frame: pd.DataFrame, rows: list[dict]) -> dict[str, list[str]]:
-    """A few offending codes of failed set expectations on non-identifying columns (never identifiers)."""
+    """A few offending codes of failed set expectations on non-identifying columns (never identifiers).
+
+    Only values that are provably codes are quoted (:func:`treatment_marts.core.safety.code_examples`): with two
+    headers swapped, the failing values of ``sex`` are postcodes or client references."""
     identifying = set(load_contract().identifying_columns)
     out: dict[str, list[str]] = {}
     for r in rows:
@@ -233,8 +237,10 @@ def _examples(frame: pd.DataFrame, rows: list[dict]) -> dict[str, list[str]]:
         if column.startswith("_") or column == "period":
             continue
         values = frame[column].dropna()
-        bad = values[~values.isin(r["value_set"])].astype(str).drop_duplicates().head(_EXAMPLES)
-        out[r["id"]] = [repr(v) for v in bad]
+        bad = values[~values.isin(r["value_set"])].astype(str).drop_duplicates().head(1000)
+        shown = code_examples(bad, _EXAMPLES)
+        if shown:
+            out[r["id"]] = shown
     return out
 
 
