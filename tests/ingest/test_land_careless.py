@@ -304,3 +304,22 @@ def test_a_code_of_another_list_is_still_quoted(tmp_path: Path) -> None:
     frame.loc[1, "children_living_with"] = "CHRISTIAN"  # religion under an integer column: columns shifted
     with pytest.raises(ExtractError, match="column children_living_with: 1 value.*e.g. 'CHRISTIAN'"):
         read_extract(write_csv(frame, tmp_path / "shifted.csv"))
+
+
+def test_a_parquet_unsigned_integer_beyond_64_bits_signed_is_refused(tmp_path: Path) -> None:
+    import numpy as np
+
+    frame = minimal_frame()
+    frame["alcohol_units"] = np.array([1, 2, 2**64 - 1], dtype="uint64")
+    frame.to_parquet(tmp_path / "u64.parquet", index=False)
+    with pytest.raises(ExtractError, match="column alcohol_units: 1 value.*too large"):
+        read_extract(tmp_path / "u64.parquet")
+
+
+def test_a_csv_title_line_above_the_header_is_named_as_such(tmp_path: Path) -> None:
+    path = write_csv(marked_frame(), tmp_path / "titled.csv")
+    path.write_text("Monthly treatment extract March 2024\n" + path.read_text())
+    with pytest.raises(ExtractError, match=r"titled\.csv: the first row is not the header.*title") as err:
+        read_extract(path)
+    assert "Monthly treatment" not in str(err.value)
+    assert_no_marker(str(err.value))

@@ -87,3 +87,10 @@ def test_validation_policy_numbers_and_switches_are_strict(
     (config / "validation.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=key):
         load_validation_policy(config)
+
+
+def test_a_la_code_that_is_not_an_la_code_is_never_printed() -> None:
+    """A shifted column puts client references under la_code: the finding must not quote them."""
+    findings = compare_months(month(10, 10, area="CANARYREF01"), None, POLICY, RULES, "2024-03")
+    assert findings and all("CANARYREF01" not in f.message and f.area != "CANARYREF01" for f in findings)
+    assert "not an LA code" in findings[0].message

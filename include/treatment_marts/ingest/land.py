@@ -131,13 +131,19 @@ def _read_csv_text(path: Path, label: str, limits: InputLimits) -> str:
 
 def _read_csv(path: Path, label: str, limits: InputLimits) -> pd.DataFrame:
     text = _read_csv_text(path, label, limits)
-    header_line = text.splitlines()[0] if text.splitlines() else ""
+    lines = text[: 2 * (limits.max_line_bytes + 2)].splitlines()[:2]  # lines are capped: no need to split all
+    header_line = lines[0] if lines else ""
     if "," not in header_line:
         for name, delimiter in (("semicolon", ";"), ("tab", "\t"), ("pipe", "|")):
             if delimiter in header_line:
                 raise ExtractError(
                     f"{label}: the header is {name}-delimited; the extract contract expects comma-separated values"
                 )
+        if len(lines) > 1 and lines[1].count(",") > 1:
+            raise ExtractError(
+                f"{label}: the first row is not the header: it has a single field above comma-separated rows, which "
+                "looks like a title line. The column names must be the first line: delete the lines above them"
+            )
     try:
         frame = pd.read_csv(
             io.StringIO(text),
@@ -395,7 +401,10 @@ def _already_typed(col: Column, raw: pd.Series, problems: list[str]) -> pd.Serie
     if col.type == "date" and pd.api.types.is_datetime64_any_dtype(raw):
         return raw.astype("datetime64[ms]").dt.normalize()
     if col.type == "integer" and pd.api.types.is_integer_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype("Int64")
+        try:
+            return raw.astype("Int64")
+        except (TypeError, ValueError, OverflowError):  # uint64 beyond int64: the text path refuses it
+            return None
     return None
 
 
