@@ -64,7 +64,7 @@ _MAX_INTEGER_DIGITS = 18
 # read as a real code (e.g. nationality 'NULL' counted as 'Not British'); a real code of the column
 # (religion 'NONE') is never one of them.
 PLACEHOLDERS = frozenset(
-    p.casefold()
+    p.upper()
     for p in ("NULL", "NUL", "N/A", "NA", "#N/A", "N.A.", "NaN", "NaT", "None", "-", "--", "---", "?", ".", "(blank)")
 )
 
@@ -421,9 +421,9 @@ def _whole_numbers(text: pd.Series) -> pd.Series | None:
 
 def _placeholders(col: Column, text: pd.Series) -> pd.Series:
     """Cells of ``text`` holding placeholder text for a missing value, unless it is a real code of ``col``."""
-    allowed = {code.casefold() for code in (col.allowed_values or [])}
+    allowed = {code.upper() for code in (col.allowed_values or [])}
     forms = sorted(PLACEHOLDERS - allowed)
-    return text.str.casefold().isin(forms).fillna(False).astype(bool)
+    return text.str.upper().isin(forms).fillna(False).astype(bool)  # upper: vectorised by Arrow, unlike casefold
 
 
 def _type_column(col: Column, text: pd.Series, problems: list[str]) -> pd.Series:
