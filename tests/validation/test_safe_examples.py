@@ -5,6 +5,7 @@ quoted only when it is provably a code of one of the contract's closed lists."""
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 
 import pandas as pd
@@ -65,6 +66,8 @@ def test_markers_in_every_column_reach_no_summary_log_exception_or_gx_artefact(
         for needle in NEEDLES:
             assert needle not in text, f"{needle!r} leaked into {where}"
     assert "sex uses the contract's code list" in texts["summary"]  # the failures are still reported
+    for folder in (settings.restricted_dir, settings.gx_dir):  # a fresh data root: private from creation
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
 def test_swapped_code_columns_still_show_the_codes_that_reveal_the_swap(good: pd.DataFrame, tmp_path: Path) -> None:
