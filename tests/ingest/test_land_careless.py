@@ -323,3 +323,29 @@ def test_a_csv_title_line_above_the_header_is_named_as_such(tmp_path: Path) -> N
         read_extract(path)
     assert "Monthly treatment" not in str(err.value)
     assert_no_marker(str(err.value))
+
+
+def test_an_upper_case_header_is_a_header_with_a_case_hint_not_data(tmp_path: Path) -> None:
+    frame = minimal_frame().rename(columns=str.upper)
+    with pytest.raises(ExtractError) as err:
+        read_extract(write_csv(frame, tmp_path / "upper.csv"))
+    message = str(err.value)
+    assert "first row is data" not in message
+    assert "missing column(s)" in message and "names are case-sensitive" in message
+
+
+def test_a_header_of_ndtms_mnemonics_is_named_as_such(tmp_path: Path) -> None:
+    mnemonics = {c.name: c.ndtms for c in CONTRACT.columns if c.ndtms}
+    frame = minimal_frame().rename(columns=mnemonics)
+    with pytest.raises(ExtractError) as err:
+        read_extract(write_csv(frame, tmp_path / "ndtms.csv"))
+    message = str(err.value)
+    assert "first row is data" not in message and "NDTMS mnemonics" in message
+
+
+def test_a_header_of_other_names_is_not_called_data(tmp_path: Path) -> None:
+    frame = minimal_frame()
+    frame.columns = [f"field {i}" for i in range(len(frame.columns))]
+    with pytest.raises(ExtractError, match="the first row is not a header of this contract") as err:
+        read_extract(write_csv(frame, tmp_path / "other.csv"))
+    assert "field 3" not in str(err.value)

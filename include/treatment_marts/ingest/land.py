@@ -282,18 +282,35 @@ def _check_header(label: str, cells: Sequence[object]) -> list[str]:
     while end and not names[end - 1]:
         end -= 1
     filled = [n for n in names[:end] if n]
-    known = set(load_contract().column_names)
-    hits = sum(n in known for n in filled)
-    if filled and hits * 2 < len(filled):
+    contract = load_contract()
+    # Loosely matched (case, spaces) only to tell a header from something else; the names stay exact.
+    known = {_loose(c) for c in contract.column_names}
+    mnemonics = {c.ndtms.upper() for c in contract.columns if c.ndtms}
+    hits = sum(_loose(n) in known for n in filled)
+    mnemonic_hits = sum(n.strip().upper() in mnemonics for n in filled)
+    if filled and max(hits, mnemonic_hits) * 2 < len(filled):
+        exact = sum(n in contract.column_names for n in filled)
         if len(filled) <= 2 and len(names) > 2 * len(filled):
             raise ExtractError(
                 f"{label}: the first row is not the header: it has {len(filled)} filled cell(s) and no contract "
                 "column names, which looks like a title row (merged cells?) above the header. The column names "
                 "must be the first row: delete the rows above them"
             )
+        if any(_DATA_CELL.fullmatch(n.strip()) for n in filled):
+            raise ExtractError(
+                f"{label}: the first row is data, not a header: {exact} of its {len(filled)} cells are contract "
+                "column names and some are numbers or dates. Add the header row (the column names of "
+                "docs/extract-spec.md) as the first line [values not shown]"
+            )
         raise ExtractError(
-            f"{label}: the first row is data, not a header: {hits} of its {len(filled)} cells are contract column "
-            "names. Add the header row (the column names of docs/extract-spec.md) as the first line [values not shown]"
+            f"{label}: the first row is not a header of this contract: {exact} of its {len(filled)} names are "
+            "contract column names. Use the column names of docs/extract-spec.md [names not shown]"
+        )
+    if mnemonic_hits > hits:
+        raise ExtractError(
+            f"{label}: the header uses NDTMS mnemonics ({mnemonic_hits} of {len(filled)} names, e.g. AGNCY, CLIENT); "
+            "the extract contract names columns in lower_snake_case (AGNCY is agency_code): rename the header "
+            "as in docs/extract-spec.md"
         )
     unnamed = [i + 1 for i, n in enumerate(names[:end]) if not n]
     if unnamed:
@@ -303,6 +320,13 @@ def _check_header(label: str, cells: Sequence[object]) -> list[str]:
         )
     _check_duplicate_header(label, names[:end])
     return names
+
+
+_DATA_CELL = re.compile(r"[+-]?\d+(?:\.\d+)?|\d{4}-\d{2}(?:-\d{2})?.*|\d{1,2}/\d{1,2}/\d{2,4}")
+
+
+def _loose(name: str) -> str:
+    return re.sub(r"[\s-]+", "_", name.strip().lower())
 
 
 def _named_by_header(label: str, frame: pd.DataFrame, cells: Sequence[object]) -> pd.DataFrame:
@@ -346,6 +370,17 @@ def _check_columns(label: str, frame: pd.DataFrame, contract: ExtractContract) -
         problems.append(
             f"unknown column(s) not in the extract contract: {', '.join(extra[:10])}"
             + (f" and {len(extra) - 10} more" if len(extra) > 10 else "")
+        )
+    loose = {_loose(c): c for c in missing}
+    renames = [
+        f"{display_name(c)} -> {loose[_loose(c)]}"
+        for c in columns
+        if c not in contract.column_names and _loose(c) in loose
+    ]
+    if renames:
+        problems.append(
+            f"names are case-sensitive lower_snake_case: rename {', '.join(renames[:5])}"
+            + (f" and {len(renames) - 5} more" if len(renames) > 5 else "")
         )
     if problems:
         raise ExtractError(
