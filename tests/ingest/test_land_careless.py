@@ -349,3 +349,16 @@ def test_a_header_of_other_names_is_not_called_data(tmp_path: Path) -> None:
     with pytest.raises(ExtractError, match="the first row is not a header of this contract") as err:
         read_extract(write_csv(frame, tmp_path / "other.csv"))
     assert "field 3" not in str(err.value)
+
+
+def test_a_landed_file_whose_manifest_cannot_be_written_is_removed(settings: Settings, tmp_path: Path) -> None:
+    source = write_csv(minimal_frame(rows=3), tmp_path / "extract.csv")
+    first = land_extract(settings, PERIOD, source, "one")
+    landed = Path(first.landed_path)
+    manifest = landed.with_suffix(".manifest.json")
+    manifest.unlink()
+    manifest.mkdir()  # the manifest cannot be replaced: a folder is in its way
+    with pytest.raises(ExtractError, match=r"cannot write to .*landed"):
+        land_extract(settings, PERIOD, source, "two")
+    assert not landed.exists(), "a typed file without its manifest must not stay in landed/"
+    assert leftovers(settings.data_root) == []

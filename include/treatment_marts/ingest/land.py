@@ -583,7 +583,7 @@ def _cannot_write(label: str, folder: Path, exc: OSError) -> ExtractError:
 
 
 def _writing(label: str, folder: Path, write: Callable[[], object], leftover: Path | None = None) -> None:
-    """Run ``write``; on an ``OSError`` remove ``leftover`` (a partial temporary file) and raise ExtractError."""
+    """Run ``write``; on an ``OSError`` remove ``leftover`` (a partial or orphaned file) and raise ExtractError."""
     try:
         write()
     except OSError as exc:
@@ -651,7 +651,13 @@ def land_extract(settings: Settings, period: str, source_path: Path | str, run_i
         "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest_path = landed_path.with_suffix(".manifest.json")
-    _writing(label, landed_dir, lambda: write_private(manifest_path, json.dumps(manifest, indent=2).encode()))
+    # A typed file without its manifest is not landed: remove it if the manifest cannot be written.
+    _writing(
+        label,
+        landed_dir,
+        lambda: write_private(manifest_path, json.dumps(manifest, indent=2).encode()),
+        leftover=landed_path,
+    )
     return LandedExtract(
         source=display_name(source_path.name),
         period=period,
