@@ -80,3 +80,21 @@ def test_a_failed_private_write_leaves_no_temporary_file(tmp_path: Path) -> None
     with pytest.raises(OSError):
         write_private(target, b"x" * 10_000)
     assert [p.name for p in target.parent.iterdir()] == ["big.bin"]
+
+
+def test_a_private_write_on_a_fresh_data_root_leaves_the_data_root_default(tmp_path: Path) -> None:
+    """The data root also holds public/: only the restricted zone a file lies in becomes owner-only."""
+    import os
+
+    from treatment_marts.core.settings import Settings
+
+    settings = Settings.from_env(data_root=tmp_path / "fresh")
+    previous = os.umask(0o022)
+    try:
+        write_private(settings.restricted_dir / "runs" / "r1" / "areas" / "x.json", b"{}")
+        write_private(settings.quarantine_dir / "period=2024-03" / "q.parquet", b"")
+    finally:
+        os.umask(previous)
+    assert _mode(settings.data_root) == 0o755
+    for folder in (settings.restricted_dir, settings.restricted_dir / "runs", settings.quarantine_dir):
+        assert _mode(folder) == 0o700, folder

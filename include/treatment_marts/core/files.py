@@ -14,6 +14,16 @@ from pathlib import Path
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
+# Folder names of the data root's restricted zones (Settings.raw_dir, restricted_dir, quarantine_dir are
+# data_root / these): a private write below one makes that zone and everything under it owner-only, and
+# leaves the data root (which also holds public/) with the default permissions.
+RAW_ZONE, RESTRICTED_ZONE, QUARANTINE_ZONE = "raw", "restricted", "quarantine"
+PRIVATE_ZONES = (RAW_ZONE, RESTRICTED_ZONE, QUARANTINE_ZONE)
+
+
+def private_top(path: Path) -> Path | None:
+    """The restricted zone folder ``path`` lies in (its innermost ancestor named as a zone), or None."""
+    return next((p for p in [Path(path), *Path(path).parents] if p.name in PRIVATE_ZONES), None)
 
 
 def make_private_dirs(path: Path, top: Path | None = None) -> Path:
@@ -43,10 +53,11 @@ def make_private_dirs(path: Path, top: Path | None = None) -> Path:
 def write_private(path: Path, data: bytes, top: Path | None = None) -> None:
     """Write ``data`` to ``path`` so readers see the old file or the new one, and only the owner can read it.
 
-    Missing folders are created owner-only (see :func:`make_private_dirs`, ``top`` as there). On any failure
-    (a full disk, a read-only folder) the temporary file is removed and the ``OSError`` propagates.
+    Missing folders are created owner-only (see :func:`make_private_dirs`): from ``top`` down, by default from
+    the restricted zone the path lies in (:func:`private_top`), else every missing folder. On any failure (a
+    full disk, a read-only folder) the temporary file is removed and the ``OSError`` propagates.
     """
-    make_private_dirs(path.parent, top)
+    make_private_dirs(path.parent, top if top is not None else private_top(path.parent))
     # One temporary name per writer: mapped tasks (one process each) may replace the same file at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:

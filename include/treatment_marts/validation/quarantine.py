@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from treatment_marts.core.files import make_private_dirs, write_private
+from treatment_marts.core.files import make_private_dirs, private_top, write_private
 from treatment_marts.validation.plain_checks import ROW_LEVEL, PlainResult, failing_rows
 
 
@@ -95,7 +95,7 @@ def write_quarantine(quarantined: pd.DataFrame, directory: Path, source: str) ->
     """Owner-only Parquet of the set-aside rows (they hold identifiers) in the quarantine zone."""
     import io
 
-    make_private_dirs(directory)  # every folder it creates is owner-only
+    make_private_dirs(directory, top=private_top(directory))  # owner-only from the quarantine zone down
     path = directory / f"{Path(source).stem}.quarantined.parquet"
     buffer = io.BytesIO()
     quarantined.reset_index(drop=True).to_parquet(buffer, index=False)
