@@ -103,3 +103,93 @@ def test_ruleset_hash_covers_the_reference_data_marts_read(config_copy: Path) ->
     assert prevalence.exists()
     prevalence.write_text(prevalence.read_text() + "\n")
     assert ruleset_hash(config_copy) != before
+
+
+# --- strict numbers and the K floor (issue 18 item 3) -------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [True, False, 3.0, "3", "three"])
+def test_k_must_be_a_plain_integer_not_a_bool_float_or_string(config_copy: Path, value: object) -> None:
+    """`k: true` is an int to pydantic's lax mode (k = 1): cells of 2 and 3 would be published."""
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(k=value))
+    with pytest.raises(ConfigError, match="disclosure.k"):
+        load_rules(config_copy)
+
+
+@pytest.mark.parametrize(
+    ("section", "change"),
+    [
+        ("cleanup_audits", lambda d: d["disclosure"].update(cleanup_audits=True)),
+        ("top_code", lambda d: d["age_bands"]["schemes"]["five_year"].update(top_code="65")),
+        ("bands", lambda d: d["age_bands"]["schemes"]["five_year"]["bands"][0].__setitem__(0, 18.0)),
+        (
+            "time_in_treatment",
+            lambda d: d["time_in_treatment"]["bands"].update({next(iter(d["time_in_treatment"]["bands"])): False}),
+        ),
+    ],
+)
+def test_every_numeric_rule_is_strict(config_copy: Path, section: str, change) -> None:
+    edit(config_copy / "rules.yaml", change)
+    with pytest.raises(ConfigError, match=section):
+        load_rules(config_copy)
+
+
+def test_area_client_counts_and_mixes_are_strict(config_copy: Path) -> None:
+    edit(config_copy / "areas.yaml", lambda d: d["areas"][0].update(clients="300"))
+    with pytest.raises(ConfigError, match="clients"):
+        load_areas(config_copy)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_k_below_the_floor_is_refused_without_an_override(config_copy: Path, k: int) -> None:
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(k=k))
+    with pytest.raises(ConfigError, match=r"below the floor of 3.*k_floor_override"):
+        load_rules(config_copy)
+
+
+def test_k_below_the_floor_with_an_override_loads_and_is_logged(
+    config_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    edit(
+        config_copy / "rules.yaml",
+        lambda d: d["disclosure"].update(k=2, k_floor_override="IG board 2026-11 approved K2 for the pilot"),
+    )
+    with caplog.at_level("WARNING", logger="treatment_marts.core.config"):
+        rules = load_rules(config_copy)
+    assert rules.disclosure.k == 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings and "k = 2" in warnings[0].getMessage() and "IG board 2026-11" in warnings[0].getMessage()
+
+
+def test_an_empty_override_reason_is_refused(config_copy: Path) -> None:
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(k=2, k_floor_override="  "))
+    with pytest.raises(ConfigError, match="k_floor_override"):
+        load_rules(config_copy)
+
+
+def test_the_shipped_k_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="treatment_marts.core.config"):
+        assert load_rules(CONFIG).disclosure.k == 3
+    assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d["retention"].update(raw_months=True), "raw_months"),
+        (lambda d: d["arrival"].update(due_day="10"), "due_day"),
+        (lambda d: d["approval"].update(response_timeout_hours=72.0), "response_timeout_hours"),
+        (lambda d: d["input_limits"].update(max_file_mb=True), "max_file_mb"),
+        (lambda d: d["input_limits"]["xlsx"].update(max_compression_ratio="100"), "max_compression_ratio"),
+    ],
+)
+def test_operations_numbers_are_strict(config_copy: Path, change, field: str) -> None:
+    from treatment_marts.core.safety import load_input_limits
+    from treatment_marts.ops.policy import load_operations
+
+    edit(config_copy / "operations.yaml", change)
+    with pytest.raises(ConfigError, match=field):
+        load_operations(config_copy)
+    if "input_limits" in field or field.startswith("max_"):
+        with pytest.raises(ConfigError, match=field):
+            load_input_limits(config_copy)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from treatment_marts.core.config import load_rules
 from treatment_marts.core.settings import REPO_DIR
@@ -56,3 +59,38 @@ def test_row_drop_mix_shift_missing_column_and_vanished_episodes_are_flagged() -
 
 def test_previous_period_wraps_the_year() -> None:
     assert previous_period("2024-01") == "2023-12"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("month_over_month", "row_count_change", True),
+        ("month_over_month", "min_rows_for_shares", "50"),
+        ("month_over_month", "min_rows_for_shares", 50.0),
+        ("quarantine", "enabled", "false"),
+        ("quarantine", "max_share", "0.02"),
+    ],
+)
+def test_validation_policy_numbers_and_switches_are_strict(
+    tmp_path: Path, section: str, key: str, value: object
+) -> None:
+    import shutil
+
+    import yaml
+
+    from treatment_marts.core.config import ConfigError
+
+    config = tmp_path / "config"
+    shutil.copytree(REPO_DIR / "include" / "config", config)
+    data = yaml.safe_load((config / "validation.yaml").read_text())
+    data.setdefault(section, {})[key] = value
+    (config / "validation.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=key):
+        load_validation_policy(config)
+
+
+def test_a_la_code_that_is_not_an_la_code_is_never_printed() -> None:
+    """A shifted column puts client references under la_code: the finding must not quote them."""
+    findings = compare_months(month(10, 10, area="CANARYREF01"), None, POLICY, RULES, "2024-03")
+    assert findings and all("CANARYREF01" not in f.message and f.area != "CANARYREF01" for f in findings)
+    assert "not an LA code" in findings[0].message

@@ -80,10 +80,13 @@ def test_consent_rule_applies_only_to_consenting_clients(good: pd.DataFrame, set
 
 
 def test_summary_names_column_rule_count_and_raises(good: pd.DataFrame, settings: Settings) -> None:
-    bad = good.assign(drug_1=good["drug_1"].mask(good.index < 6, "0000"))
+    bad = good.assign(drug_1=good["drug_1"].mask(good.index < 6, "80"))  # a discharge code under drug_1
     report = validate_extract(bad, period=PERIOD, settings=settings, run_id="t", source="bad.csv")
     text = report.summary_text()
-    assert "drug_1" in text and "code list" in text and " 6 " in text and "'0000'" in text
+    assert "drug_1" in text and "code list" in text and " 6 " in text and "'80'" in text
+    unknown = good.assign(drug_1=good["drug_1"].mask(good.index < 6, "0000"))  # in no list: may be anything
+    text = validate_extract(unknown, period=PERIOD, settings=settings, run_id="t", source="bad.csv").summary_text()
+    assert "drug_1" in text and "'0000'" not in text
     with pytest.raises(ValidationFailed, match="drug_1"):
         report.raise_for_blocking()
 

@@ -7,13 +7,14 @@ gap, an unknown dimension) fails here with the file and the field named, before 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
 from treatment_marts.contract import ExtractContract, load_contract
 
@@ -33,6 +34,16 @@ SUBSTANCE_GROUPS = (
 )
 
 
+log = logging.getLogger(__name__)
+
+# Numbers in configuration are strict: pydantic's lax mode reads `k: true` as 1, `k: "3"` as 3 and `3.0`
+# as 3, so a careless edit would silently change a disclosure rule. An integer takes an integer only; a
+# real number takes an integer or a float, never a bool or a string.
+StrictNumber = Annotated[float, Field(strict=True)]
+# Below this K a release needs an explicit, logged override in rules.yaml (disclosure.k_floor_override).
+K_FLOOR = 3
+
+
 class ConfigError(ValueError):
     """A configuration file is invalid; the message names the file and the problem."""
 
@@ -49,8 +60,8 @@ class Area(_Strict):
     name: str = Field(pattern=PLACE_LABEL, max_length=64)
     location: str = Field(pattern=PLACE_LABEL, max_length=64)
     region: str = Field(pattern=PLACE_LABEL, max_length=64)
-    clients: int = Field(gt=0)
-    substance_mix: dict[str, float]
+    clients: StrictInt = Field(gt=0)
+    substance_mix: dict[str, StrictNumber]
 
     @field_validator("substance_mix")
     @classmethod
@@ -89,22 +100,37 @@ class AreasConfig(_Strict):
 
 
 class DisclosureRules(_Strict):
-    k: int = Field(ge=1, le=20, description="counts 1..k are suppressed")
+    k: StrictInt = Field(ge=1, le=20, description="counts 1..k are suppressed")
+    k_floor_override: str | None = Field(
+        default=None, description=f"why k may be below {K_FLOOR}; required for such a k, logged on load"
+    )
     zeros: Literal["show", "suppress"]
     count_unit: Literal["clients"]
     suppressed_marker: str
-    cleanup_audits: int = Field(
+    cleanup_audits: StrictInt = Field(
         default=20,
         ge=0,
         le=10_000,
         description="clean-up of redundant secondary suppressions: audits per set of linked tables (0: off)",
     )
 
+    @model_validator(mode="after")
+    def _k_floor(self) -> DisclosureRules:
+        if self.k_floor_override is not None and not self.k_floor_override.strip():
+            raise ValueError("disclosure.k_floor_override must give the reason (who approved a lower k, and why)")
+        if self.k < K_FLOOR and self.k_floor_override is None:
+            raise ValueError(
+                f"disclosure.k = {self.k} is below the floor of {K_FLOOR}: counts of {self.k + 1} to {K_FLOOR} "
+                f'would be published. If that is intended, add disclosure.k_floor_override: "<reason>" '
+                "(logged on every load)"
+            )
+        return self
+
 
 class AgeBandScheme(_Strict):
     description: str
-    bands: list[tuple[int, int]]
-    top_code: int
+    bands: list[tuple[StrictInt, StrictInt]]
+    top_code: StrictInt
 
     @model_validator(mode="after")
     def _contiguous(self) -> AgeBandScheme:
@@ -168,7 +194,7 @@ class SubstanceRules(_Strict):
 
 
 class TimeInTreatment(_Strict):
-    bands: dict[str, float]
+    bands: dict[str, StrictNumber]
 
     @field_validator("bands")
     @classmethod
@@ -206,7 +232,7 @@ class RecordLevel(_Strict):
     quasi_identifiers: list[str] = Field(min_length=1, description="most important first")
     carry: list[str] = Field(default_factory=list)
     suppressed_value: str = Field(min_length=1)
-    max_suppressed_per_record: int | None = Field(default=None, ge=1)
+    max_suppressed_per_record: StrictInt | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> RecordLevel:
@@ -319,7 +345,10 @@ def _load_yaml(path: Path) -> object:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 
 
-def load_validated(model: type[BaseModel], path: Path):
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_validated(model: type[Model], path: Path) -> Model:
     try:
         return model.model_validate(_load_yaml(path))
     except ValidationError as exc:
@@ -337,6 +366,16 @@ def load_rules(config_dir: Path, contract: ExtractContract | None = None) -> Rul
         rules.check_against(contract or load_contract())
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    if rules.disclosure.k < K_FLOOR:
+        log.warning(
+            "%s: disclosure.k = %d is below the floor of %d (counts of %d to %d are published); override: %s",
+            path,
+            rules.disclosure.k,
+            K_FLOOR,
+            rules.disclosure.k + 1,
+            K_FLOOR,
+            rules.disclosure.k_floor_override,
+        )
     return rules
 
 

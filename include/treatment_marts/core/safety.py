@@ -29,12 +29,14 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+
+    from treatment_marts.contract import ExtractContract
 
 ENV_ALLOWED_ROOTS = "TREATMENT_MARTS_ALLOWED_ROOTS"
 MB = 1 << 20
@@ -56,23 +58,27 @@ class UnsafePath(ExtractError):
 # --- limits (operations.yaml: input_limits) -------------------------------------------------------------
 
 
+# Limits are strict numbers (a bool or a quoted number is a mistake, not a limit): see core/config.py.
+_StrictNumber = Annotated[float, Field(strict=True)]
+
+
 class XlsxLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_uncompressed_mb: int = Field(default=1024, ge=1, description="sum of the declared sizes of all members")
-    max_compression_ratio: float = Field(
+    max_uncompressed_mb: StrictInt = Field(default=1024, ge=1, description="sum of the declared sizes of all members")
+    max_compression_ratio: _StrictNumber = Field(
         default=100.0, gt=1, description="per member, for members above ratio_floor_mb"
     )
-    ratio_floor_mb: int = Field(default=1, ge=0, description="members smaller than this are not ratio-checked")
-    max_members: int = Field(default=1000, ge=1)
+    ratio_floor_mb: StrictInt = Field(default=1, ge=0, description="members smaller than this are not ratio-checked")
+    max_members: StrictInt = Field(default=1000, ge=1)
 
 
 class InputLimits(BaseModel):
     """Upper bounds on what an extract may contain. A real extract is far below each (docs/security.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_file_mb: int = Field(default=4096, ge=1)
-    max_line_bytes: int = Field(default=65536, ge=1024, description="CSV physical line, header included")
-    max_field_chars: int = Field(default=256, ge=16, description="any field or header name after parsing")
+    max_file_mb: StrictInt = Field(default=4096, ge=1)
+    max_line_bytes: StrictInt = Field(default=65536, ge=1024, description="CSV physical line, header included")
+    max_field_chars: StrictInt = Field(default=256, ge=16, description="any field or header name after parsing")
     xlsx: XlsxLimits = XlsxLimits()
 
 
@@ -116,6 +122,52 @@ def row_list(positions: Sequence[int] | Iterable[int]) -> str:
     rows = [int(p) + 2 for p in positions[:_MAX_ROWS_LISTED]]
     more = len(positions) - len(rows)
     return ", ".join(map(str, rows)) + (f" and {more} more" if more > 0 else "")
+
+
+_CODE_SHAPE = re.compile(r"[A-Z0-9_]{2,24}")
+_MAX_EXAMPLES = 3
+
+
+def code_examples(values: Iterable[object], limit: int = _MAX_EXAMPLES) -> list[str]:
+    """Up to ``limit`` distinct values fit to quote in a message (as ``repr``): only values that are provably
+    codes, i.e. a code of some closed code list of the extract contract, code-shaped, at least two characters.
+
+    Why so narrow: a failing value is shown to say what the export got wrong, but when two headers are
+    swapped or a column is mislabelled the failing values of a *code* column are identifiers (client
+    references, postcodes, dates of birth). A code of another list ('CHRISTIAN' under sex) still tells the
+    engineer which columns were swapped; anything else is withheld. Single characters are never shown: an
+    initial is indistinguishable from a one-letter code.
+    """
+    from treatment_marts.contract import load_contract
+
+    codes = _closed_list_codes(load_contract())
+    shown: list[str] = []
+    for value in values:
+        text = str(value)
+        if text in codes and _CODE_SHAPE.fullmatch(text) and repr(text) not in shown:
+            shown.append(repr(text))
+            if len(shown) >= limit:
+                break
+    return shown
+
+
+def value_shapes(values: Iterable[object], limit: int = _MAX_EXAMPLES) -> list[str]:
+    """The format of values without the values: digits as 9, letters as A, other characters kept (a local
+    date '17/05/1980' is '99/99/9999'). For messages about a format on non-identifying columns."""
+    shapes: list[str] = []
+    for value in values:
+        shape = re.sub(r"[^\W\d_]", "A", re.sub(r"\d", "9", str(value)))
+        shape = _CONTROL.sub("?", shape)
+        shape = shape if len(shape) <= 24 else f"{shape[:24]}...[{len(shape)} chars]"
+        if shape not in shapes:
+            shapes.append(shape)
+            if len(shapes) >= limit:
+                break
+    return shapes
+
+
+def _closed_list_codes(contract: ExtractContract) -> frozenset[str]:
+    return frozenset(code for col in contract.columns for code in (col.allowed_values or []))
 
 
 # --- size, bytes and fields -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from treatment_marts.core.files import QUARANTINE_ZONE, RAW_ZONE, RESTRICTED_ZONE
 from treatment_marts.core.safety import allowed_roots_from_env, check_path_text, check_within
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # include/treatment_marts
@@ -57,7 +58,7 @@ class Settings:
             restricted_warehouse_url
             or os.environ.get(ENV_RESTRICTED_WAREHOUSE_URL)
             or (
-                f"sqlite:///{root / 'restricted' / 'warehouse_restricted.db'}"
+                f"sqlite:///{root / RESTRICTED_ZONE / 'warehouse_restricted.db'}"
                 if public_url.startswith("sqlite")
                 else public_url
             )
@@ -75,15 +76,15 @@ class Settings:
     # only audited marts reach public.
     @property
     def raw_dir(self) -> Path:
-        return self.data_root / "raw"
+        return self.data_root / RAW_ZONE
 
     @property
     def quarantine_dir(self) -> Path:
-        return self.data_root / "quarantine"
+        return self.data_root / QUARANTINE_ZONE
 
     @property
     def restricted_dir(self) -> Path:
-        return self.data_root / "restricted"
+        return self.data_root / RESTRICTED_ZONE
 
     @property
     def public_dir(self) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from treatment_marts.core.files import make_private_dirs
 from treatment_marts.core.settings import Settings
 
 ENV_KEY = "TREATMENT_MARTS_PSEUDONYM_KEY"
@@ -25,7 +26,7 @@ def pseudonym_key(settings: Settings) -> str:
     if not secret:
         key_file = settings.restricted_dir / "pseudonym.key"
         if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dirs(key_file.parent, top=settings.restricted_dir)
             fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))

@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from treatment_marts.core.config import AreasConfig, ConfigError, load_areas, load_validated
 from treatment_marts.core.safety import InputLimits
@@ -26,17 +26,19 @@ ENV_APPROVAL = "TREATMENT_MARTS_IG_APPROVAL"  # "true"/"false": overrides the po
 
 
 class _Strict(BaseModel):
+    """Numbers and switches are strict (a bool is not a count, "false" is not a switch): see core/config.py."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RetentionPolicy(_Strict):
-    raw_months: int = Field(ge=1)
+    raw_months: StrictInt = Field(ge=1)
 
 
 class ArrivalPolicy(_Strict):
     """Extracts for month M are due by `due_day` of month M+1 (the data arrive after the month closes)."""
 
-    due_day: int = Field(ge=1, le=28)
+    due_day: StrictInt = Field(ge=1, le=28)
     expected_areas: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -50,9 +52,9 @@ class ArrivalPolicy(_Strict):
 class ApprovalPolicy(_Strict):
     """Whether an IG reviewer must approve each release before it is published, per environment."""
 
-    default: bool = False
-    environments: dict[str, bool] = Field(default_factory=dict)
-    response_timeout_hours: int = Field(default=72, ge=1)
+    default: StrictBool = False
+    environments: dict[str, StrictBool] = Field(default_factory=dict)
+    response_timeout_hours: StrictInt = Field(default=72, ge=1)
 
 
 class OperationsConfig(_Strict):

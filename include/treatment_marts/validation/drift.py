@@ -8,13 +8,15 @@ both values; no record-level value is ever reported.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from treatment_marts.contract import load_contract
 from treatment_marts.core.config import RulesConfig, load_validated
 from treatment_marts.deidentify.recode import substance_group
 from treatment_marts.validation.quarantine import QuarantineRules
@@ -25,11 +27,12 @@ Status = Literal["pass", "flag", "no_baseline"]
 class MonthOverMonthRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     severity: Literal["warning", "blocking"]
-    row_count_change: float = Field(gt=0)
-    substance_share_change_pp: float = Field(gt=0)
-    missing_share_change_pp: float = Field(gt=0)
-    vanished_without_discharge_share: float = Field(ge=0, le=1)
-    min_rows_for_shares: int = Field(ge=0)
+    # strict numbers: a bool or a quoted number in validation.yaml is a mistake, not a threshold
+    row_count_change: float = Field(gt=0, strict=True)
+    substance_share_change_pp: float = Field(gt=0, strict=True)
+    missing_share_change_pp: float = Field(gt=0, strict=True)
+    vanished_without_discharge_share: float = Field(ge=0, le=1, strict=True)
+    min_rows_for_shares: StrictInt = Field(ge=0)
 
 
 class ValidationPolicy(BaseModel):
@@ -74,8 +77,12 @@ def compare_months(
     """Compare two typed extracts area by area (la_code)."""
     findings: list[DriftFinding] = []
     sev = rules.severity
-    for area, now in current.groupby("la_code", sort=True):
-        before = None if previous is None else previous[previous["la_code"] == area]
+    la_pattern = re.compile(load_contract().column("la_code").pattern or r"^$")
+    for code, now in current.groupby("la_code", sort=True):
+        before = None if previous is None else previous[previous["la_code"] == code]
+        # A findings message names the area by its LA code; a value that is not one (a shifted or mislabelled
+        # column) may be an identifier and is never printed.
+        area = str(code) if la_pattern.fullmatch(str(code)) else "(a la_code value that is not an LA code)"
         if before is None or before.empty:
             findings.append(
                 DriftFinding(

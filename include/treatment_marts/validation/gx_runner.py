@@ -20,6 +20,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network here, and no telemetry of health data
 
@@ -29,7 +30,9 @@ from great_expectations.data_context.types.base import ProgressBarsConfig  # noq
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration  # noqa: E402
 
 from treatment_marts.contract import load_contract  # noqa: E402
+from treatment_marts.core.files import make_private_dirs  # noqa: E402
 from treatment_marts.core.locks import exclusive_lock  # noqa: E402
+from treatment_marts.core.safety import code_examples  # noqa: E402
 from treatment_marts.core.settings import Settings  # noqa: E402
 from treatment_marts.deidentify.recode import age_in_years  # noqa: E402
 from treatment_marts.validation.data_docs import make_offline  # noqa: E402
@@ -135,14 +138,14 @@ def suite_parameters(period: str) -> dict:
     return {"period_end": period_end, "period_values": [period]}
 
 
-def _context(settings: Settings):
-    settings.gx_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _context(settings: Settings) -> Any:  # a GX FileDataContext
+    make_private_dirs(settings.gx_dir, top=settings.restricted_dir)
     context = gx.get_context(mode="file", project_root_dir=settings.gx_dir)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # task logs, not a terminal
     return context
 
 
-def _checkpoint(context, suite_file: Path):
+def _checkpoint(context: Any, suite_file: Path) -> Any:
     """The checkpoint validating the committed suite, registered in the context only when the suite changed.
 
     ``add_or_update`` compares every expectation pairwise (seconds for a 100-expectation suite, twice per
@@ -191,7 +194,7 @@ def _checkpoint(context, suite_file: Path):
     )
 
 
-def _release_batches(context) -> None:
+def _release_batches(context: Any) -> None:
     """Drop the batch and metrics GX's execution engine keeps cached after a run: the context lives on in the process
     (GX keeps it as the current project), so the cache would hold a copy of the whole extract (1.3 GB for
     a national month) until the next validation, through every later stage of an in-process run."""
@@ -218,7 +221,10 @@ def _column_of(kwargs: dict) -> str:
 
 
 def _examples(frame: pd.DataFrame, rows: list[dict]) -> dict[str, list[str]]:
-    """A few offending codes of failed set expectations on non-identifying columns (never identifiers)."""
+    """A few offending codes of failed set expectations on non-identifying columns (never identifiers).
+
+    Only values that are provably codes are quoted (:func:`treatment_marts.core.safety.code_examples`): with two
+    headers swapped, the failing values of ``sex`` are postcodes or client references."""
     identifying = set(load_contract().identifying_columns)
     out: dict[str, list[str]] = {}
     for r in rows:
@@ -233,8 +239,10 @@ def _examples(frame: pd.DataFrame, rows: list[dict]) -> dict[str, list[str]]:
         if column.startswith("_") or column == "period":
             continue
         values = frame[column].dropna()
-        bad = values[~values.isin(r["value_set"])].astype(str).drop_duplicates().head(_EXAMPLES)
-        out[r["id"]] = [repr(v) for v in bad]
+        bad = values[~values.isin(r["value_set"])].astype(str).drop_duplicates().head(1000)
+        shown = code_examples(bad, _EXAMPLES)
+        if shown:
+            out[r["id"]] = shown
     return out
 
 

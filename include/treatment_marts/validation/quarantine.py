@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from treatment_marts.core.files import write_private
+from treatment_marts.core.files import make_private_dirs, private_top, write_private
 from treatment_marts.validation.plain_checks import ROW_LEVEL, PlainResult, failing_rows
 
 
@@ -26,9 +26,9 @@ class QuarantineRules(BaseModel):
     """`quarantine:` of validation.yaml."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    enabled: bool = False
+    enabled: StrictBool = False  # strict: `enabled: "false"` or `1` is a mistake, not a switch
     # More than this share of an extract's rows quarantined fails the run: a systematic fault, not a typo.
-    max_share: float = Field(default=0.02, ge=0, le=1)
+    max_share: float = Field(default=0.02, ge=0, le=1, strict=True)
 
 
 class QuarantineCeilingExceeded(Exception):
@@ -95,7 +95,7 @@ def write_quarantine(quarantined: pd.DataFrame, directory: Path, source: str) ->
     """Owner-only Parquet of the set-aside rows (they hold identifiers) in the quarantine zone."""
     import io
 
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(directory, top=private_top(directory))  # owner-only from the quarantine zone down
     path = directory / f"{Path(source).stem}.quarantined.parquet"
     buffer = io.BytesIO()
     quarantined.reset_index(drop=True).to_parquet(buffer, index=False)
