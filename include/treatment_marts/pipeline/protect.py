@@ -16,6 +16,7 @@ import pandas as pd
 
 from treatment_marts import __version__
 from treatment_marts.core.config import AreasConfig, RulesConfig, load_areas, load_rules, ruleset_hash
+from treatment_marts.core.files import make_private_dirs
 from treatment_marts.core.ids import Period, RunId, checked
 from treatment_marts.core.settings import Settings
 from treatment_marts.deidentify.pseudonymise import pseudonym_key
@@ -309,7 +310,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
 
     staged = run_dir(settings, run_id)
     marts_dir = staged / "marts"
-    marts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(marts_dir, top=settings.restricted_dir)
 
     populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config)
     marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config)
