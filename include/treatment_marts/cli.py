@@ -44,7 +44,9 @@ def known_errors() -> tuple[type[BaseException], ...]:
         ("treatment_marts.validation.quarantine", "QuarantineCeilingExceeded"),
         ("treatment_marts.disclosure.audit", "DisclosureAuditFailed"),
         ("treatment_marts.disclosure.tables", "ProtectionError"),
+        ("treatment_marts.disclosure.record_level", "AnonymisationError"),
         ("treatment_marts.publish.release", "PublishError"),
+        ("treatment_marts.pipeline.protect", "EarlierReleaseUnreadable"),
     ):
         with contextlib.suppress(ImportError, AttributeError):  # pragma: no cover - absent in a partial install
             errors.append(getattr(__import__(module, fromlist=[name]), name))

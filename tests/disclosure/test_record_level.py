@@ -352,3 +352,17 @@ def test_shipped_record_level_config() -> None:
     config = RULES.record_level
     assert config is not None and config.quasi_identifiers[0] == "location" and config.max_suppressed_per_record is None
     assert set(config.columns) <= set(RULES.recoded_attributes)
+
+
+def test_a_population_no_larger_than_k_is_withheld_with_a_reason_not_a_traceback(tmp_path: Path) -> None:
+    extract = generate_extract(PERIOD, clients=3000, seed=7)
+    recoded = recode(extract, RULES, load_areas(CONFIG), pseudonym_key="k" * 16).frame
+    population = select_population(recoded, RULES.record_level.population, PERIOD)
+    tiny = recoded[recoded["client_key"].isin(population["client_key"].head(RULES.disclosure.k))]
+    settings = Settings.from_env(data_root=tmp_path / "data")
+    summary = write_record_level(settings, PERIOD, "run_tiny", tiny, RULES)
+    assert summary is not None and summary["withheld"] and summary["records_out"] == 0
+    assert (
+        summary["reason"] == f"the population ({RULES.disclosure.k} records) is not larger than k={RULES.disclosure.k}"
+    )
+    assert not (settings.restricted_dir / "record_level").exists()

@@ -100,3 +100,18 @@ def test_the_postgres_fixture_is_a_real_server(postgres_url: str) -> None:
 def test_missing_postgres_binaries_fail_with_install_instructions(tmp_path: Path) -> None:
     with pytest.raises(PostgresUnavailable, match=r"not found .*apt-get install -y postgresql"):
         find_pg_bin(str(tmp_path / "no-such-bin"))
+
+
+def test_a_restricted_sqlite_warehouse_is_owner_only_from_creation(tmp_path: Path) -> None:
+    import stat
+
+    db = tmp_path / "data" / "restricted" / "warehouse_restricted.db"
+    engine_for(f"sqlite:///{db}", write=True).dispose()
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    public = tmp_path / "data" / "warehouse.db"
+    engine = engine_for(f"sqlite:///{public}", write=True)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("create table t (x int)")
+    engine.dispose()
+    assert stat.S_IMODE(public.stat().st_mode) & 0o044, "the public warehouse stays readable"

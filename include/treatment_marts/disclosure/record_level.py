@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from treatment_marts.core.settings import Settings
 
 ALL = "(all)"
+
+log = logging.getLogger(__name__)
 
 
 class AnonymisationError(ValueError):
@@ -404,6 +407,18 @@ def write_record_level(
         return None
     k = rules.disclosure.k
     clients = select_population(recoded, config.population, period)
+    if len(clients) <= k:  # no record can be hidden among k others: nothing to release, say so clearly
+        log.warning("record-level product for %s withheld: the population is not larger than k=%d", period, k)
+        return {
+            "period": period,
+            "run_id": run_id,
+            "population": config.population,
+            "k": k,
+            "withheld": True,
+            "records_in": len(clients),
+            "records_out": 0,
+            "reason": f"the population ({len(clients)} records) is not larger than k={k}",
+        }
     result = anonymise(clients, config, k)
     violations = k_anonymity_violations(result.frame, list(config.quasi_identifiers), k, config.suppressed_value)
     if not violations.empty:  # never expected; counts only, no values, in the message

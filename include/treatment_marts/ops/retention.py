@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from treatment_marts.core.files import make_private_dirs
 from treatment_marts.core.settings import Settings
 
 # The whole operations.yaml (retention, arrival, approval) is validated in one place.
@@ -59,7 +60,7 @@ def purge_expired(
 
 def _append_audit(settings: Settings, entry: dict) -> None:
     path = settings.restricted_dir / "audit" / "retention.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path.parent, top=settings.restricted_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")

@@ -16,6 +16,7 @@ import pandas as pd
 
 from treatment_marts import __version__
 from treatment_marts.core.config import AreasConfig, RulesConfig, load_areas, load_rules, ruleset_hash
+from treatment_marts.core.files import make_private_dirs
 from treatment_marts.core.ids import Period, RunId, checked
 from treatment_marts.core.settings import Settings
 from treatment_marts.deidentify.pseudonymise import pseudonym_key
@@ -84,21 +85,63 @@ def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
     return combined
 
 
-def suppressed_in_current_release(settings: Settings, period: Period) -> dict[str | None, set[str]]:
-    """Canonical keys of the cells suppressed in the period's current release, per population.
+class EarlierReleaseUnreadable(RuntimeError):
+    """A revision cannot carry the earlier release's suppressions forward: refuse rather than publish."""
+
+
+def suppressed_in_current_release(
+    settings: Settings, period: Period, marts_config: MartsConfig | None = None
+) -> dict[str | None, set[str]]:
+    """Canonical keys of the cells the period's current *public* release withholds, per population.
 
     Policy across releases (docs/disclosure.md): a revision of a period keeps every cell the earlier
-    release suppressed, so the two releases cannot be differenced to expose a hidden value. Keys are per
-    population (the same labels exist in every population's lattice); a log without the population
-    column (older releases) carries its keys into every population (key None).
+    release suppressed, so the two releases cannot be differenced to expose a hidden value. The state is
+    read from the public release it protects (the `c` cells of each mart it names), not from a restricted
+    link that can go missing: a revision published without it leaked a cell exactly. When a release
+    exists but one of its marts cannot be read, the revision is refused with what to do. Marts no longer
+    configured carry their keys into every population (key None); derived marts follow their source.
     """
-    path = settings.restricted_dir / "suppression_log" / f"period={period}" / "suppression_log.parquet"
-    if not path.exists():
+    from treatment_marts.disclosure.tables import cell_key
+
+    manifest_path = settings.public_dir / "releases" / f"period={period}" / "manifest.json"
+    if not manifest_path.exists():
         return {}
-    log = pd.read_parquet(path)
-    if "population" not in log.columns:
-        return {None: set(log["key"].dropna().astype(str))}
-    return {str(pop): set(group["key"].dropna().astype(str)) for pop, group in log.groupby("population")}
+    try:
+        manifest = read_json(manifest_path)
+        names = [str(m) for m in manifest["marts"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EarlierReleaseUnreadable(
+            f"period {period} has a public release, but its manifest {manifest_path} cannot be read "
+            f"({type(exc).__name__}); a revision must carry its suppressions forward: restore the file from "
+            "backup (or withdraw the release), then re-run"
+        ) from None
+    definitions = {d.name: d for d in (marts_config.marts if marts_config else [])}
+    carried: dict[str | None, set[str]] = {}
+    for name in names:
+        definition = definitions.get(name)
+        if definition is not None and definition.derived_from is not None:
+            continue  # withheld with the clients mart it is derived from
+        path = settings.public_dir / "marts" / name / f"period={period}" / "data.parquet"
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # missing, truncated or not Parquet (pyarrow's errors are these)
+            raise EarlierReleaseUnreadable(
+                f"period {period}: the published mart {name} of run {manifest.get('run_id')} cannot be read "
+                f"({type(exc).__name__}) at {path}; a revision must carry its suppressions forward: restore "
+                f"public/marts/{name}/period={period} (its .releases folder keeps the last versions) or withdraw "
+                "the release, then re-run"
+            ) from None
+        dims = list(definition.dimensions) if definition else [c for c in frame.columns if c not in _MEASURES]
+        hidden = frame[frame["status"].astype("string").eq("c").fillna(False)]
+        keys = {
+            cell_key(str(row["period"]), {d: str(row[d]) for d in dims})
+            for _, row in hidden[["period", *dims]].iterrows()
+        }
+        carried.setdefault(definition.population if definition else None, set()).update(keys)
+    return carried
+
+
+_MEASURES = ("period", "count", "status", "percent")
 
 
 def as_dimensions(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
@@ -166,7 +209,7 @@ def protect_populations(
     from treatment_marts.disclosure.protect import protect as protect_tables
     from treatment_marts.disclosure.tables import MartTable
 
-    carried = suppressed_in_current_release(settings, period)
+    carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
     for population, definitions in marts_config.by_population().items():
         source = analysis
@@ -309,7 +352,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
 
     staged = run_dir(settings, run_id)
     marts_dir = staged / "marts"
-    marts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(marts_dir, top=settings.restricted_dir)
 
     populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config)
     marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config)

@@ -42,6 +42,8 @@ def report_path(settings: Settings, period: str, run_id: str) -> Path:
 def _record_level_section(summary: dict | None, loss: pd.DataFrame | None) -> str:
     if not summary:
         return "<p>No record-level extract is configured (rules.yaml <code>record_level</code>).</p>"
+    if summary.get("withheld"):
+        return f"<p>No record-level extract this period: {html.escape(summary['reason'])}.</p>"
     head = (
         f"<p>{summary['records_out']} of {summary['records_in']} records released, K{summary['k']} over "
         f"{html.escape(', '.join(summary['quasi_identifiers']))} by local suppression: "
@@ -105,7 +107,7 @@ def write_ig_report(settings: Settings, *, period: str, run_id: str, staged_dir:
     )
     loss = (
         pd.read_csv(record_level["loss_report"])
-        if record_level and Path(record_level["loss_report"]).exists()
+        if record_level and record_level.get("loss_report") and Path(record_level["loss_report"]).exists()
         else None
     )
     target = report_path(settings, period, run_id)

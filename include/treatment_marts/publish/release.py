@@ -69,6 +69,7 @@ from treatment_marts.core.settings import Settings
 from treatment_marts.publish.canonical import canonical_log, canonical_mart, identifier
 from treatment_marts.publish.errors import PublishError, warehouse_failure
 from treatment_marts.publish.layout import PARQUET_OPTIONS, publish_lock, remove, stage_release, swap_release
+from treatment_marts.publish.public_facts import public_facts
 from treatment_marts.publish.warehouse import (
     WarehouseError,
     describe,
@@ -219,7 +220,7 @@ def _release_manifest(
 ) -> dict[str, Any]:
     names = list(frames)
     release_manifest = {
-        **dict(manifest),
+        **public_facts(manifest),
         "period": period,
         "run_id": run_id,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),

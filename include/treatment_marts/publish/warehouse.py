@@ -19,6 +19,7 @@ hot journal is rolled back by the next connection).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
+
+from treatment_marts.core.files import make_private_dirs, private_top
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PUBLIC_SCHEMA = "marts"
@@ -69,6 +72,18 @@ def describe(urls: str | Iterable[str]) -> str:
     return ", ".join(sa.engine.make_url(u).render_as_string(hide_password=True) for u in urls)
 
 
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database's folder; inside a restricted zone, folder and file are owner-only from creation
+    (SQLite keeps an existing file's mode, so the file is created empty at 0600 before SQLite opens it)."""
+    top = private_top(path.parent)
+    if top is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    make_private_dirs(path.parent, top=top)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def engine_for(url: str, *, write: bool = False) -> Engine:
     """An engine for one publish or read: no pooling (short-lived), bounded connect time.
 
@@ -79,7 +94,7 @@ def engine_for(url: str, *, write: bool = False) -> Engine:
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _prepare_sqlite_file(Path(parsed.database).expanduser())
         engine = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
 
