@@ -12,8 +12,10 @@ one run per month of adult drug and alcohol treatment extracts.
 * **Per-area mapping.** `land_area` and `validate_area` are mapped over the areas (dynamic task mapping), so a
   bad area fails only its own mapped task. `protect` (trigger rule `all_done_min_one_success`) then runs over
   the areas that passed -- the national comparator needs them together -- and records the areas left out,
-  and why, in the restricted run record `areas.json`. The marts of the other areas are published, and the
-  final task `all_areas_included` fails, so the run ends **failed** and the failure alert names the areas.
+  and why, in the restricted run record `areas.json`. The marts of the other areas are published; an area
+  left out has no row in any mart, warehouse table or export (never a zero), and the release manifest
+  (`partial`, `areas_left_out`) and the exports' notes name it. The final task `all_areas_included` fails,
+  so the run ends **failed** and the failure alert names the areas.
 * **Where.** Params `data_root` / `warehouse_url` override `TREATMENT_MARTS_DATA_ROOT` /
   `TREATMENT_MARTS_WAREHOUSE_URL` (defaults: `./data`, SQLite under the data root).
 * **Failures and retries.** A stage's exception fails its task with an actionable message that never contains

@@ -3,6 +3,11 @@
 Three steps, each its own function: `protect_populations` (per population: marts, suppression, the
 independent audit), `build_derived_marts` (from the protected marts only, so no new disclosure) and
 `write_stage_manifest`. The staged release lives in the run's restricted folder until `publish`.
+
+A release covers the areas the run record says are in it (``areas.json``, written by `accept_areas`): an
+area left out (failed, or not delivered) is not a level of any mart, so it has no row anywhere (never a
+zero), and the manifest names it (``partial``, ``areas_left_out``). The suppressor and the audit see
+exactly those tables.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from treatment_marts import __version__
 from treatment_marts.core.config import AreasConfig, RulesConfig, load_areas, load_rules, ruleset_hash
 from treatment_marts.core.files import make_private_dirs
 from treatment_marts.core.ids import Period, RunId, checked
+from treatment_marts.core.labels import TOTAL
 from treatment_marts.core.settings import Settings
 from treatment_marts.deidentify.pseudonymise import pseudonym_key
 from treatment_marts.deidentify.recode import RecodeResult, recode
@@ -144,6 +150,27 @@ def suppressed_in_current_release(
 _MEASURES = ("period", "count", "status", "percent")
 
 
+def areas_left_out(settings: Settings, run_id: RunId, areas: AreasConfig) -> list[str]:
+    """Configured areas the run record (``areas.json``) leaves out of this release, sorted; [] for a run
+    without per-area records (one national file: every area is in it)."""
+    record = run_dir(settings, run_id) / "areas.json"
+    if not record.exists():
+        return []
+    excluded = {str(e["unit"]) for e in read_json(record).get("excluded", [])}
+    return sorted(excluded & {a.name for a in areas.areas})
+
+
+def in_release(areas: AreasConfig, left_out: list[str]) -> AreasConfig:
+    """The areas a release covers: the mart levels, the exports' workbooks and unmet need's rows."""
+    return areas.model_copy(update={"areas": [a for a in areas.areas if a.name not in set(left_out)]})
+
+
+def _within(frame: pd.DataFrame, scope: AreasConfig) -> pd.DataFrame:
+    """Only the episodes of areas in the release (an earlier month's extract may hold a left-out area)."""
+    names = [a.name for a in scope.areas]
+    return frame[frame["area"].isin(names).fillna(False)].reset_index(drop=True)
+
+
 def as_dimensions(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
     """The recoded frame with every publishable dimension held as a categorical over its declared levels.
 
@@ -168,9 +195,11 @@ def _history(
     rules: RulesConfig,
     areas: AreasConfig,
     levels: dict[str, list[str]],
+    scope: AreasConfig,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Recoded episodes of the ``months`` accepted extracts ending with ``period`` (for re-presentation);
-    the periods with no accepted extract are returned instead of a partial history."""
+    """Recoded episodes of the ``months`` accepted extracts ending with ``period`` (for re-presentation),
+    of the areas in the release; the periods with no accepted extract are returned instead of a partial
+    history."""
     frames, missing = [current], []
     for back in range(months - 1, 0, -1):
         earlier = period.minus(back)
@@ -178,9 +207,8 @@ def _history(
         if extract is None:
             missing.append(str(earlier))
         else:
-            frames.append(
-                as_dimensions(recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame, levels)
-            )
+            recoded = recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame
+            frames.append(as_dimensions(_within(recoded, scope), levels))
     return (pd.concat(frames, ignore_index=True) if not missing else current), missing
 
 
@@ -203,6 +231,7 @@ def protect_populations(
     areas: AreasConfig,
     levels: dict[str, list[str]],
     marts_config: MartsConfig,
+    scope: AreasConfig,
 ) -> ProtectedPopulations:
     """Per population: build its marts, suppress them together, audit them independently, write them."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
@@ -214,7 +243,9 @@ def protect_populations(
     for population, definitions in marts_config.by_population().items():
         source = analysis
         if history_months(population) > 1:
-            source, missing = _history(settings, period, history_months(population), analysis, rules, areas, levels)
+            source, missing = _history(
+                settings, period, history_months(population), analysis, rules, areas, levels, scope
+            )
             if missing:
                 out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
                 continue
@@ -262,14 +293,22 @@ def build_derived_marts(
     rules: RulesConfig,
     areas: AreasConfig,
     marts_config: MartsConfig,
+    scope: AreasConfig,
 ) -> list[str]:
-    """Marts computed from published (suppressed) marts only, e.g. unmet need: no new disclosure."""
+    """Marts computed from published (suppressed) marts only, e.g. unmet need: no new disclosure.
+
+    In a partial release the national estimate is not compared with the national count (it would overstate
+    unmet need by the areas left out): the Total rows carry no estimate.
+    """
+    partial = len(scope.areas) < len(areas.areas)
     built = []
     for definition in marts_config.derived():
         source = pd.read_parquet(marts_dir / f"{definition.derived_from}.parquet")
         groups = list(definition.prevalence_groups or {})
         estimates = load_prevalence(settings.config_dir / "reference" / str(definition.reference), areas, groups)
-        frame = build_unmet_need(source, definition, estimates, rules, areas, period)
+        if partial:
+            estimates = [e for e in estimates if e.area != TOTAL]
+        frame = build_unmet_need(source, definition, estimates, rules, scope, period)
         assert_k_safe(frame, definition.name, rules.disclosure.k)
         frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
         built.append(definition.name)
@@ -310,6 +349,7 @@ def write_stage_manifest(
     not_built: dict[str, str],
     suppressed_cells: int,
     cells_checked: int,
+    left_out: list[str],
 ) -> None:
     """``run_manifest.json``: inputs (checksums), rule-set hash, K, marts and the audit result."""
     landed_manifest = read_json(staged / "landed.json") if (staged / "landed.json").exists() else {}
@@ -330,6 +370,8 @@ def write_stage_manifest(
         "excluded_no_consent": recoded.excluded_no_consent,
         "marts": marts,
         "marts_not_built": not_built,
+        "partial": bool(left_out),
+        "areas_left_out": left_out,
         "suppressed_cells": suppressed_cells,
         "audit": {"cells_checked": cells_checked, "disclosed": 0},
         "protected_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -344,18 +386,20 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
 
     rules = load_rules(settings.config_dir)
     areas = load_areas(settings.config_dir)
-    levels = dimension_levels(rules, areas)
+    left_out = areas_left_out(settings, run_id, areas)
+    scope = in_release(areas, left_out)
+    levels = dimension_levels(rules, scope)
     marts_config = load_marts(settings.config_dir, set(levels))
 
     recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
-    analysis = as_dimensions(recoded.frame, levels)
+    analysis = as_dimensions(_within(recoded.frame, scope) if left_out else recoded.frame, levels)
 
     staged = run_dir(settings, run_id)
     marts_dir = staged / "marts"
     make_private_dirs(marts_dir, top=settings.restricted_dir)
 
-    populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config)
-    marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config)
+    populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config, scope)
+    marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config, scope)
     suppressed_cells, cells_checked = write_restricted_records(staged, run_id, populations)
     # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
     record_level = write_record_level(settings, period, run_id, analysis, rules)
@@ -373,6 +417,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
         not_built=populations.not_built,
         suppressed_cells=suppressed_cells,
         cells_checked=cells_checked,
+        left_out=left_out,
     )
     return ProtectResult(
         period=period, run_id=run_id, staged_dir=staged, marts=marts, suppressed_cells=suppressed_cells

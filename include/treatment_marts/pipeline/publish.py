@@ -51,6 +51,7 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
     manifest = read_json(staged / "run_manifest.json")
     marts = {p.stem: pd.read_parquet(p) for p in sorted((staged / "marts").glob("*.parquet"))}
     log = pd.read_parquet(staged / "suppression_log.parquet")
+    left_out = set(manifest.get("areas_left_out", []))  # no workbook for an area not in the release
     result = publish_release(
         settings, period=period, run_id=run_id, marts=marts, suppression_log=log, manifest=manifest
     )
@@ -63,7 +64,7 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
         marts=marts,
         titles={name: definitions[name].title for name in marts if name in definitions},
         caveats={name: definitions[name].caveats for name in marts if name in definitions},
-        areas=[a.name for a in load_areas(settings.config_dir).areas],
+        areas=[a.name for a in load_areas(settings.config_dir).areas if a.name not in left_out],
         manifest=manifest,
         marker=rules.disclosure.suppressed_marker,
     )

@@ -88,6 +88,16 @@ def _notes(
         ),
         ("Comparator", f"'{NATIONAL}' is the total over every area in the release."),
     ]
+    left_out = list(manifest.get("areas_left_out") or [])
+    if left_out:
+        lines.append(
+            (
+                "Partial release",
+                f"Not available in this release: {', '.join(left_out)} (extract not received or not accepted). "
+                f"These areas have no rows in any table, and every total, including '{NATIONAL}', covers only "
+                "the areas in the release, so it is lower than the national figure.",
+            )
+        )
     for name, title in titles.items():
         for caveat in caveats.get(name, []):
             lines.append((title, caveat))
