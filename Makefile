@@ -7,7 +7,7 @@
 #   make test   the whole test suite (starts its own PostgreSQL server; runs the real DAG)
 #   make check  lint, format, types and import contracts (CI runs it after the tests)
 #
-# Others: make check | venv | backfill | generate | constraints | bench | clean
+# Others: make check | ui | venv | backfill | generate | constraints | bench | clean
 
 SHELL := /bin/bash
 # Python 3.11 (pyproject: requires-python ">=3.11,<3.12"): python3.11 if present, else python3.
@@ -28,12 +28,13 @@ DATA_ROOT ?= $(CURDIR)/data
 AIRFLOW_HOME_DIR := $(CURDIR)/.airflow
 AIRFLOW_ENV := AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(AIRFLOW_HOME_DIR)/airflow.db \
-	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__CORE__UNIT_TEST_MODE=False TREATMENT_MARTS_DATA_ROOT=$(DATA_ROOT) GX_ANALYTICS_ENABLED=False
 
-.PHONY: demo backfill test check venv generate constraints bench clean
+.PHONY: demo ui backfill test check venv generate constraints bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml data-docs/package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "treatment-marts needs Python 3.11 (found %d.%d at $(PYTHON)); install python3.11 or run: make PYTHON=/path/to/python3.11 ..." % sys.version_info[:2])'
 	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then \
 		echo "recreating $(VENV) (not a working Python 3.11 environment)"; rm -rf $(VENV); fi
@@ -41,6 +42,9 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@# Data Docs assets served offline (validation/data_docs.py), from the lockfile; without npm the docs use CDNs.
+	@if command -v npm >/dev/null; then npm ci --prefix data-docs --ignore-scripts --no-audit --no-fund --silent; \
+		else echo "npm not found: GX Data Docs will load their assets from public CDNs (apt-get install npm)"; fi
 	@touch $(STAMP)
 
 ## venv: create or update .venv (what demo and test do first)
@@ -58,6 +62,23 @@ demo: $(STAMP)
 		echo "Airflow DAG run FAILED (full log: .airflow/demo-run.log)"; exit 1; }
 	@echo "Airflow DAG run succeeded (log: .airflow/demo-run.log)"
 	@$(BIN)/treatment-marts where --period $(PERIOD) --data-root $(DATA_ROOT)
+
+## ui: the Airflow UI on the embedded defaults (SQLite metadata under .airflow/, data under data/): API server,
+##     scheduler, triggerer and dag-processor with the plugins folder (governance page) until Ctrl-C. Prints the
+##     URL and how to sign in: users UI_USERS (SimpleAuthManager user:role; passwords are generated into
+##     .airflow/simple_auth_manager_passwords.json.generated), IG reviewers IG_REVIEWERS. Run `make demo` first
+##     for data to look at.
+UI_PORT ?= 8080
+UI_USERS ?= admin:admin,ig_reviewer:op,analyst:viewer
+IG_REVIEWERS ?= ig_reviewer
+ui: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME_DIR)
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(AIRFLOW_HOME_DIR)/db-migrate.log 2>&1 \
+		|| { tail -n 40 $(AIRFLOW_HOME_DIR)/db-migrate.log; exit 1; }
+	$(AIRFLOW_ENV) $(BIN)/airflow pools set $(WAREHOUSE_POOL) $(WAREHOUSE_SLOTS) "treatment-marts warehouse connections" > /dev/null
+	$(AIRFLOW_ENV) AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$(UI_USERS) TREATMENT_MARTS_IG_REVIEWERS=$(IG_REVIEWERS) \
+		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m treatment_marts.ops.airflow_local --ui $(UI_PORT) \
+		--log-dir $(AIRFLOW_HOME_DIR)/components
 
 ## backfill: generate MONTHS months of history ending at PERIOD, create an Airflow backfill over them and
 ##           EXECUTE it: `airflow api-server` + `airflow scheduler` (LocalExecutor, SQLite under .airflow/) run

@@ -33,6 +33,8 @@ inside the tasks, never when this file is parsed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -42,9 +44,8 @@ from airflow.sdk import Asset, Connection, Param, TriggerRule, dag, get_current_
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from treatment_marts.core.settings import REPO_DIR, env_path
-from treatment_marts.ops.dag_support import send, settings_from_params
-from treatment_marts.ops.policy import approval_required, load_operations
+from treatment_marts.ops.dag_support import RunContext, deployment_operations, fails_at_once, send
+from treatment_marts.ops.policy import approval_required
 
 log = logging.getLogger(__name__)
 
@@ -56,35 +57,29 @@ IO_RETRIES = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": pendulum.duration(minutes=10),
 }
-OPERATIONS = load_operations(env_path("TREATMENT_MARTS_CONFIG_DIR", REPO_DIR / "include" / "config"))
+OPERATIONS = deployment_operations()
 IG_APPROVAL = approval_required(OPERATIONS.approval)  # decided at parse time: it changes the DAG's shape
+EXPECTED_AREAS = OPERATIONS.arrival.expected_areas if OPERATIONS.arrival else None
 
 
-# --- helpers (run inside tasks only) -------------------------------------------------------------------
+# --- Airflow glue (run inside tasks only) ----------------------------------------------------------------
 
 
-def _period(context) -> str:
-    """`period` param, else the month of the logical date (= data interval start for scheduled runs)."""
-    if context["params"].get("period"):
-        return context["params"]["period"]
-    # Scheduled and backfill runs: logical date == start of the data interval == the month processed.
-    # Manual runs with a logical date: that month. Runs triggered without a logical date: the data interval.
-    when = context.get("logical_date") or context["data_interval_start"]
-    return when.strftime("%Y-%m")
+def _run(context) -> RunContext:
+    return RunContext.of(
+        context["params"], context["run_id"], context.get("logical_date"), context.get("data_interval_start")
+    )
 
 
-def _run_id(context) -> str:
-    from treatment_marts.pipeline.stages import safe_run_id  # [A-Za-z0-9_.-] only: it becomes a folder name
-
-    return safe_run_id(context["run_id"])
-
-
-def _data_error(exc: Exception) -> None:
-    """Re-raise a data problem as AirflowFailException: retrying cannot fix a file, so the task fails at once."""
-    from treatment_marts.ingest.land import ExtractError
-
-    if isinstance(exc, (ExtractError, ValueError, KeyError)):
-        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+@contextmanager
+def _data_errors_fail_at_once() -> Iterator[None]:
+    """A data problem fails the task without its retries (ops.dag_support.fails_at_once)."""
+    try:
+        yield
+    except Exception as exc:
+        if fails_at_once(exc):
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 def _notify(context, state: str, facts: dict[str, Any] | None = None) -> None:
@@ -92,7 +87,7 @@ def _notify(context, state: str, facts: dict[str, Any] | None = None) -> None:
     from treatment_marts.ops.notify import RunSummary
 
     try:
-        period = _period(context)
+        period = str(_run(context).period)
     except Exception:
         period = "unknown"
     exception = context.get("exception")
@@ -132,20 +127,9 @@ class IGApprovalOperator(ApprovalOperator):
     alerts on a rejection. On Reject the parent skips `publish`, so nothing is published."""
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
-        from treatment_marts.pipeline.stages import record_approval
+        from treatment_marts.ops.dag_tasks import record_ig_decision
 
-        chosen = (event.get("chosen_options") or ["?"])[0]
-        user = event.get("responded_by_user") or {}
-        settings = settings_from_params(context["params"])
-        record_approval(
-            settings,
-            _run_id(context),
-            decision=chosen,
-            by=str(user.get("name") or user.get("id") or "unknown"),
-            at=str(event.get("responded_at")),
-            comment=str((event.get("params_input") or {}).get("comment") or ""),
-        )
-        if chosen == self.REJECT:
+        if record_ig_decision(_run(context), event, self.REJECT):
             _notify(context, "rejected", {"decision": "IG rejected the release; nothing published"})
         return super().execute_complete(context, event)
 
@@ -204,100 +188,55 @@ def monthly_treatment_pipeline():
     @task
     def plan_areas() -> list[dict]:
         """Split the period's extract location into areas (one file per area) or one combined unit."""
-        from treatment_marts.pipeline import stages
+        from treatment_marts.ops.dag_tasks import plan
 
         context = get_current_context()
-        settings = settings_from_params(context["params"])
-        period = _period(context)
-        location = context["params"].get("extract") or str(settings.data_root / "inbox" / f"period={period}")
-        try:
-            return stages.plan_areas(settings, period, _run_id(context), location)
-        except (FileNotFoundError, ValueError) as exc:
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+        return plan(_run(context), context["params"].get("extract"))
 
     @task(map_index_template="{{ area }}", **IO_RETRIES)
     def land_area(unit: dict) -> dict:
         """Immutable raw copy + checksum of the area's files, then the typed (restricted) Parquet."""
-        from treatment_marts.pipeline import stages
+        from treatment_marts.ops.dag_tasks import land_unit
 
         context = get_current_context()
         context["area"] = unit["unit"]
-        settings = settings_from_params(context["params"])
-        try:
-            landed = stages.land_area(settings, _period(context), _run_id(context), unit["unit"], unit["paths"])
-        except Exception as exc:
-            _data_error(exc)
-            raise
-        return {**landed, "area_code": unit["area_code"]}
+        with _data_errors_fail_at_once():
+            return land_unit(_run(context), unit)
 
     @task(map_index_template="{{ area }}", pool=WAREHOUSE_POOL)
     def validate_area(landed: dict) -> dict:
         """The area's rows only, then the Great Expectations suite and month-over-month checks."""
-        from treatment_marts.pipeline import stages
+        from treatment_marts.ops.dag_tasks import validate_unit
 
         context = get_current_context()
         context["area"] = landed["unit"]
-        settings = settings_from_params(context["params"])
-        return stages.validate_area(
-            settings, _period(context), _run_id(context), landed["unit"], landed["area_code"], landed["landed_paths"]
-        )
+        return validate_unit(_run(context), landed)
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def protect() -> dict:
         """Over the areas that passed: recode, build the marts, suppress (K3 + secondary), audit; stage."""
-        from treatment_marts.ops.policy import approval_body
-        from treatment_marts.pipeline import stages
+        from treatment_marts.ops.dag_tasks import protect_accepted
 
-        context = get_current_context()
-        settings = settings_from_params(context["params"])
-        period, run_id = _period(context), _run_id(context)
-        expected = OPERATIONS.arrival.expected_areas if OPERATIONS.arrival else None
-        accepted = stages.accept_areas(settings, period, run_id, expected_areas=expected)  # units: plan.json
-        result = stages.protect(settings, period, run_id, accepted["landed_paths"])
-        summary = stages.disclosure_summary(result["staged_dir"], accepted["excluded"])
-        return {
-            "period": period,
-            "run_id": run_id,
-            "staged_dir": result["staged_dir"],
-            "suppressed_cells": result["suppressed_cells"],
-            "included": accepted["included"],
-            "excluded": accepted["excluded"],
-            "approval_body": approval_body(summary),
-        }
+        return protect_accepted(_run(get_current_context()), EXPECTED_AREAS)  # units: the run's plan.json
 
     @task(outlets=[PUBLIC_MARTS], pool=WAREHOUSE_POOL, on_success_callback=_on_published, **IO_RETRIES)
     def publish(protected: dict) -> dict:
         """Public Parquet marts + warehouse tables (atomic, idempotent per period) and the restricted log."""
-        from treatment_marts.pipeline import stages
+        from treatment_marts.ops.dag_tasks import asset_event_extra, publish_protected
 
         context = get_current_context()
-        settings = settings_from_params(context["params"])
-        result = stages.publish(settings, protected["period"], protected["run_id"], protected["staged_dir"])
-        marts = sorted(result["marts"])
-        left_out = sorted(e["unit"] for e in protected["excluded"])
-        context["outlet_events"][PUBLIC_MARTS].extra = {
-            "period": result["period"],
-            "run_id": result["run_id"],
-            "marts": marts,
-            "areas_left_out": left_out,
-        }
-        return {
-            "period": result["period"],
-            "run_id": result["run_id"],
-            "marts": marts,
-            "excluded": protected["excluded"],
-            "suppression_log": result["suppression_log"],
-            "ig_report": result["ig_report"],
-        }
+        published = publish_protected(_run(context), protected)
+        context["outlet_events"][PUBLIC_MARTS].extra = asset_event_extra(published)
+        return published
 
     @task
     def all_areas_included(published: dict) -> None:
         """Fail the run (visibly, with an alert) when areas were left out, after the others were published."""
-        if published["excluded"]:
-            raise AirflowFailException(
-                f"published {published['period']} without {len(published['excluded'])} area(s): "
-                + "; ".join(f"{e['unit']} ({e['stage']}: {e['reason'][:300]})" for e in published["excluded"])
-            )
+        from treatment_marts.ops.dag_tasks import left_out_message
+
+        message = left_out_message(published)
+        if message:
+            raise AirflowFailException(message)
 
     units = plan_areas()
     validated = validate_area.expand(landed=land_area.expand(unit=units))

@@ -12,7 +12,7 @@ input, never a published number.
 - durations (`*_seconds`, `elapsed`) in JSON;
 - SQLite databases are compared as their rows (sorted) rather than bytes (page layout is not output);
 - XLSX workbooks are compared member by member (the zip's own dates and docProps times are not output);
-- the `.publish.lock` file and GX's generated `.ge_store_backend_id` (a random uuid per context).
+- the lock files (`.publish.lock`, `.gx.lock`) and GX's generated `.ge_store_backend_id` (a random uuid per context).
 - the folder it runs in (`--work`) is written as `<work>` wherever an output records an absolute path.
 The pseudonym key is fixed through TREATMENT_MARTS_PSEUDONYM_KEY (otherwise a random per-installation key).
 """
@@ -43,7 +43,7 @@ EPOCH = re.compile(rb"\b1[6-9]\d{8}\.\d+")
 UUID = re.compile(rb"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
 RELEASE_SUFFIX = re.compile(r"\.[0-9a-f]{12}(?=/|$)")
 DURATION_KEY = re.compile(r"(seconds|elapsed|duration)", re.I)
-SKIP = {".publish.lock", ".ge_store_backend_id"}
+SKIP = {".publish.lock", ".gx.lock", ".ge_store_backend_id"}
 
 
 WORK: list[bytes] = []  # the --work folder, as written into outputs

@@ -23,7 +23,9 @@ from postgres_server import create_database
 from treatment_marts.core.settings import Settings
 from treatment_marts.ops.bench import bench_load
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline import stages
+from treatment_marts.pipeline.land import land
+from treatment_marts.pipeline.protect import protect
+from treatment_marts.pipeline.publish import publish
 
 PERIOD = "2024-03"
 LOAD_MONTHS = int(os.environ.get("TREATMENT_MARTS_LOAD_MONTHS", "4"))
@@ -87,9 +89,9 @@ def two_staged_releases(
         extract = write_extract(
             generate_extract(PERIOD, clients=1000, areas=["Northton"], seed=seed), base / run_id / "extract.parquet"
         )
-        landed = stages.land(settings, PERIOD, extract, run_id)
-        result = stages.protect(settings, PERIOD, run_id, [i["landed_path"] for i in landed["landed"]])
-        staged[run_id] = result["staged_dir"]
+        landed = land(settings, PERIOD, extract, run_id)
+        result = protect(settings, PERIOD, run_id, landed.landed_paths)
+        staged[run_id] = result.staged_dir
     marts = sorted(p.stem for p in (Path(staged["run_a"]) / "marts").glob("*.parquet"))
     for run_id, folder in staged.items():
         expected[run_id] = [int(pd.read_parquet(Path(folder) / "marts" / f"{m}.parquet")["count"].sum()) for m in marts]
@@ -107,7 +109,7 @@ def test_a_reader_process_sees_the_old_or_the_new_release_during_publish(
         url = create_database(request.getfixturevalue("postgres_url"))
         settings = replace(settings, warehouse_url=url, restricted_warehouse_url=url)
     schema = "marts" if backend == "postgresql" else ""
-    stages.publish(settings, PERIOD, "run_a", staged["run_a"])  # the reader starts on a published period
+    publish(settings, PERIOD, "run_a", staged["run_a"])  # the reader starts on a published period
 
     stop = tmp_path / "stop"
     reader = subprocess.Popen(
@@ -119,7 +121,7 @@ def test_a_reader_process_sees_the_old_or_the_new_release_during_publish(
     try:
         time.sleep(1.0)
         for run_id in ("run_b", "run_a", "run_b"):
-            stages.publish(settings, PERIOD, run_id, staged[run_id])
+            publish(settings, PERIOD, run_id, staged[run_id])
         time.sleep(0.5)
     finally:
         stop.touch()

@@ -19,7 +19,8 @@ from treatment_marts.core.config import load_areas, load_rules
 from treatment_marts.core.settings import REPO_DIR, Settings
 from treatment_marts.marts import dimension_levels, load_marts
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import publish, run_period
+from treatment_marts.pipeline.publish import publish
+from treatment_marts.pipeline.run import run_period
 from treatment_marts.publish.exports import NATIONAL
 from treatment_marts.publish.release import PublishError
 
@@ -61,7 +62,7 @@ def test_formula_labels_reach_the_marts_but_never_an_export_unescaped(run: tuple
     assert EVIL_MALE in set(
         mart["sex"]
     )  # the mart keeps the configured label as data (SQL/Parquet are not spreadsheets)
-    exports = Path(result["publish"]["exports"])
+    exports = Path(result.publish.exports)
     csv_files, books = sorted((exports / "csv").glob("*.csv")), sorted(exports.glob("*.xlsx"))
     assert csv_files and books
     seen_escaped = 0
@@ -89,7 +90,7 @@ def test_no_extract_text_reaches_an_export(run: tuple[Settings, dict]) -> None:
     rules, areas = load_rules(settings.config_dir), load_areas(settings.config_dir)
     levels = dimension_levels(rules, areas)
     marts = {m.name: m for m in load_marts(settings.config_dir).marts}
-    for path in sorted((Path(result["publish"]["exports"]) / "csv").glob("*.csv")):
+    for path in sorted((Path(result.publish.exports) / "csv").glob("*.csv")):
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         definition = marts[path.stem]
         for dimension in definition.dimensions:
@@ -133,7 +134,7 @@ def test_a_warehouse_that_is_down_fails_the_publish_stage_clearly_and_changes_no
     before_log = _tree(settings.restricted_dir / "suppression_log")
     down = replace(settings, warehouse_url=DOWN_URL, restricted_warehouse_url=DOWN_URL)
     with pytest.raises(PublishError) as caught:
-        publish(down, PERIOD, "e2e_2", result["protect"]["staged_dir"])
+        publish(down, PERIOD, "e2e_2", result.protect.staged_dir)
     message = str(caught.value)
     assert "cannot connect to the warehouse" in message and "127.0.0.1:9" in message
     assert "nothing was published" in message and "s3cret" not in message

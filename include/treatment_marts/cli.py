@@ -10,7 +10,9 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
+from typing import Literal
 
+from treatment_marts.core.ids import Period, RunId, new_run_id
 from treatment_marts.core.settings import Settings
 
 log = logging.getLogger("treatment_marts")
@@ -23,12 +25,20 @@ def _settings(args: argparse.Namespace) -> Settings:
 def known_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the input or configuration is wrong": reported as one clear message, no traceback."""
     from treatment_marts.core.config import ConfigError
+    from treatment_marts.core.ids import InvalidIdentifier
     from treatment_marts.deidentify.recode import RecodeError
     from treatment_marts.ingest.land import ExtractError
     from treatment_marts.marts.builder import MartBuildError
-    from treatment_marts.pipeline.stages import DriftCheckFailed
+    from treatment_marts.pipeline.validate import DriftCheckFailed
 
-    errors: list[type[BaseException]] = [ConfigError, ExtractError, MartBuildError, RecodeError, DriftCheckFailed]
+    errors: list[type[BaseException]] = [
+        ConfigError,
+        InvalidIdentifier,
+        ExtractError,
+        MartBuildError,
+        RecodeError,
+        DriftCheckFailed,
+    ]
     for module, name in (
         ("treatment_marts.validation.gx_runner", "ValidationFailed"),
         ("treatment_marts.validation.quarantine", "QuarantineCeilingExceeded"),
@@ -56,24 +66,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 0
     # Several months: `--out` is a folder; one inbox partition per month, as the DAG expects.
     for period, frame in generate_history(args.period, args.months, clients=args.clients, areas=areas, seed=args.seed):
-        suffix = args.format or "csv"
+        suffix: Literal["csv", "xlsx", "parquet"] = args.format or "csv"
         path = write_extract(frame, out / f"period={period}" / f"extract.{suffix}", suffix)
         print(f"wrote {len(frame):,} episode rows for {period} to {path}")
     return 0
 
 
+def _run_id(args: argparse.Namespace) -> RunId:
+    """`--run-id` as given (refused when unsafe as a folder name), else a timestamped id."""
+    return RunId.parse(args.run_id) if args.run_id else new_run_id()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from treatment_marts.pipeline.stages import run_period
+    from treatment_marts.pipeline.run import run_period
 
     settings = _settings(args)
-    result = run_period(settings, args.period, args.extract, run_id=args.run_id)
-    published = result["publish"]
-    print(f"published period {args.period} (run {published['run_id']}):")
-    for name, path in published["marts"].items():
+    result = run_period(settings, args.period, args.extract, run_id=_run_id(args))
+    published = result.publish
+    print(f"published period {args.period} (run {published.run_id}):")
+    for name, path in published.marts.items():
         print(f"  mart {name}: {path}")
-    print(f"  suppression log (restricted): {published['suppression_log']}")
-    print(f"  IG report (restricted): {published['ig_report']}")
-    for docs in result["validate"]["data_docs"]:
+    print(f"  suppression log (restricted): {published.suppression_log}")
+    print(f"  IG report (restricted): {published.ig_report}")
+    for docs in result.validate.data_docs:
         if docs:
             print(f"  GX Data Docs (restricted): {docs}")
     print(f"  warehouse: {settings.warehouse_url}")
@@ -82,22 +97,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Land and validate without accepting or publishing: the same checks and quarantine as a run."""
-    from treatment_marts.pipeline import stages
+    from treatment_marts.pipeline.land import land
+    from treatment_marts.pipeline.validate import validate
     from treatment_marts.validation.gx_runner import ValidationFailed
 
     settings = _settings(args)
-    run_id = stages.safe_run_id(args.run_id or stages.new_run_id())
-    landed = stages.land(settings, args.period, args.extract, run_id)
+    run_id = _run_id(args)
+    landed = land(settings, args.period, args.extract, run_id)
     try:
-        result = stages.validate(
-            settings, args.period, run_id, [i["landed_path"] for i in landed["landed"]], accept=False, echo=print
-        )
+        result = validate(settings, args.period, run_id, landed.landed_paths, accept=False, echo=print)
     except ValidationFailed as failed:  # its summary was printed above, with every other file's
         if failed.report.data_docs_index:
             print(f"GX Data Docs: {failed.report.data_docs_index}")
         print("validation failed: blocking expectation(s) above; nothing was accepted", file=sys.stderr)
         return 1
-    for docs in result["data_docs"]:
+    for docs in result.data_docs:
         if docs:
             print(f"GX Data Docs: {docs}")
     return 0
@@ -173,6 +187,14 @@ def cmd_where(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------------------
 
 
+def _period(text: str) -> Period:
+    """`--period`, checked once here (argparse reports a bad one as a usage error, exit 2)."""
+    try:
+        return Period.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="treatment-marts", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
@@ -183,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--warehouse", help="SQLAlchemy URL (default sqlite:///<data-root>/warehouse.db)")
 
     gen = sub.add_parser("generate", help="write a synthetic NDTMS-style extract")
-    gen.add_argument("--period", required=True, help="YYYY-MM (first month when --months > 1)")
+    gen.add_argument("--period", required=True, type=_period, help="YYYY-MM (first month when --months > 1)")
     gen.add_argument("--months", type=int, default=1, help="consecutive months to write (default 1)")
     gen.add_argument(
         "--clients", type=int, help="adults in treatment in the month, across areas (default: areas.yaml sizes)"
@@ -197,21 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     run = sub.add_parser("run", help="land, validate, protect and publish one period in-process")
-    run.add_argument("--period", required=True, help="YYYY-MM")
+    run.add_argument("--period", required=True, type=_period, help="YYYY-MM")
     run.add_argument("--extract", required=True, help="extract file, or a folder of extract files")
     run.add_argument("--run-id", help="default: a timestamped id")
     common(run)
     run.set_defaults(func=cmd_run)
 
     val = sub.add_parser("validate", help="land and validate an extract; print the summary")
-    val.add_argument("--period", required=True, help="YYYY-MM")
+    val.add_argument("--period", required=True, type=_period, help="YYYY-MM")
     val.add_argument("--extract", required=True, help="extract file, or a folder of extract files")
     val.add_argument("--run-id")
     common(val)
     val.set_defaults(func=cmd_validate)
 
     purge = sub.add_parser("purge", help="delete raw and landed extracts past the retention window (audited)")
-    purge.add_argument("--period", required=True, help="the current period, YYYY-MM")
+    purge.add_argument("--period", required=True, type=_period, help="the current period, YYYY-MM")
     purge.add_argument("--months", type=int, help="override operations.yaml retention.raw_months")
     purge.add_argument("--actor", default="treatment-marts", help="recorded in the audit entry")
     common(purge)
@@ -250,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")
-    where.add_argument("--period", required=True, help="YYYY-MM")
+    where.add_argument("--period", required=True, type=_period, help="YYYY-MM")
     common(where)
     where.set_defaults(func=cmd_where)
     return parser

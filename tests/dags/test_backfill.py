@@ -20,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from treatment_marts.cli import main as treatment_marts_cli
+from treatment_marts.core.ids import RunId
 from treatment_marts.core.settings import Settings
 from treatment_marts.ops.airflow_local import latest_backfill_id, run_backfill
-from treatment_marts.pipeline.stages import safe_run_id
-from treatment_marts.publish.release import published_release, read_mart
+from treatment_marts.publish.readers import published_release, read_mart
 
 DAG_ID = "monthly_treatment_pipeline"
 MONTHS = ["2024-01", "2024-02"]
@@ -174,7 +174,7 @@ def test_each_backfill_run_published_its_month(executed) -> None:
     for month, run in zip(MONTHS, state.runs, strict=True):
         release = published_release(settings, month)
         assert release is not None, f"{month}: no release in the warehouse"
-        assert release["run_id"] == safe_run_id(run.run_id), "published by the backfill run of that month"
+        assert release["run_id"] == RunId.sanitise(run.run_id), "published by the backfill run of that month"
         marts = release["manifest"]["marts"]
         assert "in_treatment_substance_area_sex" in marts
         for mart in marts:

@@ -91,7 +91,7 @@ def test_parsing_the_dag_file_imports_no_pandas_or_gx(
     """Parse-time cost: the dag processor re-parses the file often; pandas/GX must load only inside tasks."""
     code = (
         "import runpy, sys; runpy.run_path(sys.argv[1]);"
-        "heavy = [m for m in ('pandas', 'great_expectations', 'treatment_marts.pipeline.stages', 'scipy') if m in sys.modules];"
+        "heavy = [m for m in ('pandas', 'great_expectations', 'treatment_marts.pipeline.protect', 'scipy') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run(

@@ -17,7 +17,8 @@ from treatment_marts.governance.runs_page import (
     render_runs_page,
 )
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import run_dir, run_period
+from treatment_marts.pipeline.record import run_dir
+from treatment_marts.pipeline.run import run_period
 
 AREAS = ["Northton", "Southmoor"]  # two areas keep four real runs quick
 

@@ -16,11 +16,13 @@ import yaml
 from test_land import minimal_frame
 
 from treatment_marts.core.config import ConfigError, load_areas, load_rules
+from treatment_marts.core.ids import InvalidIdentifier
 from treatment_marts.core.safety import ENV_ALLOWED_ROOTS, InputLimits, UnsafePath, XlsxLimits, load_input_limits
 from treatment_marts.core.settings import REPO_DIR, Settings
 from treatment_marts.ingest.land import ExtractError, land_extract, read_extract
 from treatment_marts.marts import load_marts
-from treatment_marts.pipeline import stages
+from treatment_marts.pipeline.land import land
+from treatment_marts.pipeline.record import run_dir
 
 PERIOD = "2024-03"
 CONFIG = REPO_DIR / "include" / "config"
@@ -335,7 +337,7 @@ def test_a_hostile_file_name_is_made_safe_for_the_raw_zone_and_messages(settings
     name = "x\x1b[31m;rm -rf ~\n.csv"
     (inbox / name).write_text("not,an,extract\n1,2,3\n")
     with pytest.raises(ExtractError) as caught:
-        stages.land(settings, PERIOD, inbox, "r")
+        land(settings, PERIOD, inbox, "r")
     message = str(caught.value)
     assert "\x1b" not in message and "\n" not in message.split(":")[0] and "\\x1b" in message
     raw = [p.name for p in (settings.raw_dir / f"period={PERIOD}").iterdir()]
@@ -349,7 +351,7 @@ def test_a_hostile_file_name_is_made_safe_for_the_raw_zone_and_messages(settings
 )
 def test_traversal_in_the_extract_parameter_is_refused(settings: Settings, tmp_path: Path, extract: str) -> None:
     with pytest.raises(UnsafePath, match=r"extract location: .*(\.\.|control characters)"):
-        stages.land(settings, PERIOD, extract.format(root=tmp_path), "r")
+        land(settings, PERIOD, extract.format(root=tmp_path), "r")
     assert not settings.raw_dir.exists()
 
 
@@ -362,13 +364,13 @@ def test_a_symlink_leaving_the_inbox_is_refused(settings: Settings, tmp_path: Pa
     minimal_frame(2).to_csv(inbox / "a.csv", index=False)
     (inbox / "b.csv").symlink_to(outside / "secret.csv")
     with pytest.raises(UnsafePath, match=r"b\.csv is a symlink leaving the inbox folder"):
-        stages.land(settings, PERIOD, inbox, "r")
+        land(settings, PERIOD, inbox, "r")
     with pytest.raises(UnsafePath, match="symlink leaving its folder"):
-        stages.land(settings, PERIOD, inbox / "b.csv", "r")
+        land(settings, PERIOD, inbox / "b.csv", "r")
     assert not settings.raw_dir.exists()  # refused before anything is copied
     (inbox / "b.csv").unlink()
     (inbox / "c.csv").symlink_to(inbox / "a.csv")  # a link inside the folder is fine
-    assert len(stages.land(settings, PERIOD, inbox, "r")["landed"]) == 2
+    assert len(land(settings, PERIOD, inbox, "r").landed) == 2
 
 
 def test_allowed_roots_confine_data_root_and_extract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -386,22 +388,22 @@ def test_allowed_roots_confine_data_root_and_extract(tmp_path: Path, monkeypatch
         Settings.from_env(data_root=allowed / "escape" / "data")
     settings = Settings.from_env(data_root=allowed / "data")
     with pytest.raises(UnsafePath, match="extract location: .* is outside the allowed roots"):
-        stages.land(settings, PERIOD, tmp_path / "outside.csv", "r")
+        land(settings, PERIOD, tmp_path / "outside.csv", "r")
     with pytest.raises(UnsafePath, match="outside the allowed roots"):
-        stages.land(settings, PERIOD, "/etc/passwd", "r")
-    assert len(stages.land(settings, PERIOD, allowed / "inbox", "r")["landed"]) == 1
+        land(settings, PERIOD, "/etc/passwd", "r")
+    assert len(land(settings, PERIOD, allowed / "inbox", "r").landed) == 1
 
 
 @pytest.mark.parametrize("period", ["../2024-03", "2024-03/..", "2024-03\n", "2024-3", "2024-03 ", "/etc"])
 def test_a_hostile_period_is_refused(settings: Settings, tmp_path: Path, period: str) -> None:
     minimal_frame(2).to_csv(tmp_path / "a.csv", index=False)
-    with pytest.raises(ExtractError, match="period must be YYYY-MM"):
-        stages.land(settings, period, tmp_path / "a.csv", "r")
+    with pytest.raises(InvalidIdentifier, match="period must be YYYY-MM"):
+        land(settings, period, tmp_path / "a.csv", "r")
     assert not settings.raw_dir.exists()
 
 
 def test_a_hostile_run_id_cannot_leave_the_runs_folder(settings: Settings) -> None:
-    assert stages.run_dir(settings, "../../../../etc/cron.d/x").parent == settings.restricted_dir / "runs"
+    assert run_dir(settings, "../../../../etc/cron.d/x").parent == settings.restricted_dir / "runs"
 
 
 # --- SQL identifiers and labels from configuration -------------------------------------------------------

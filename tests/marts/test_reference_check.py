@@ -31,7 +31,8 @@ from treatment_marts.marts.reference import (
     table1_from_mart,
 )
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline import stages
+from treatment_marts.pipeline.land import land
+from treatment_marts.pipeline.protect import protect
 
 CONFIG = REPO_DIR / "include" / "config"
 PERIOD = "2024-03"
@@ -76,9 +77,9 @@ def _reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, 
     recoded = recode(generated, rules, areas, pseudonym_key=pseudonym_key(settings)).frame
     extract = calibrate_extract(generated, recoded, PERIOD, reference)
     path = write_extract(extract, tmp_path_factory.mktemp("inbox") / "reference.parquet")
-    landed = stages.land(settings, PERIOD, path, run_id="reference")
-    protected = stages.protect(settings, PERIOD, "reference", [i["landed_path"] for i in landed["landed"]])
-    mart = pd.read_parquet(Path(protected["staged_dir"]) / "marts" / f"{MART}.parquet")
+    landed = land(settings, PERIOD, path, run_id="reference")
+    protected = protect(settings, PERIOD, "reference", landed.landed_paths)
+    mart = pd.read_parquet(Path(protected.staged_dir) / "marts" / f"{MART}.parquet")
     reference_recoded = recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame
     return settings, mart, protected, reference_recoded
 
@@ -123,7 +124,7 @@ def test_full_catalogue_publishes_table1_exactly_or_withholds_a_cell(
     reference = load_table1(CONFIG)
     published = _table1(mart)
     assert published["count"].notna().sum() >= 6  # most of Table 1 survives linked protection
-    log = pd.read_parquet(Path(protected["staged_dir"]) / "suppression_log.parquet")
+    log = pd.read_parquet(Path(protected.staged_dir) / "suppression_log.parquet")
     logged = log[log["mart"] == MART]
     labels = load_rules(CONFIG).substances.group_labels
     for (location, group), wanted in reference.targets().items():

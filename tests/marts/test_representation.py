@@ -156,15 +156,16 @@ def test_without_twelve_accepted_months_the_mart_is_not_built_and_the_manifest_s
 
     from treatment_marts.core.settings import Settings
     from treatment_marts.ops.synth import generate_extract, write_extract
-    from treatment_marts.pipeline import stages
+    from treatment_marts.pipeline.land import land
+    from treatment_marts.pipeline.protect import protect
 
     settings = Settings.from_env(data_root=tmp_path / "data")
     period = "2024-03"  # the month tests/pipeline/test_stages.py publishes
     path = write_extract(generate_extract(period, clients=3000, seed=7), tmp_path / "x.parquet")
-    landed = stages.land(settings, period, path, run_id="one")
-    result = stages.protect(settings, period, "one", [i["landed_path"] for i in landed["landed"]])
-    assert "completions_representation_area_substance" not in result["marts"]
-    assert "unmet_need_area_substance" in result["marts"]
-    manifest = json.loads((Path(result["staged_dir"]) / "run_manifest.json").read_text())
+    landed = land(settings, period, path, run_id="one")
+    result = protect(settings, period, "one", landed.landed_paths)
+    assert "completions_representation_area_substance" not in result.marts
+    assert "unmet_need_area_substance" in result.marts
+    manifest = json.loads((Path(result.staged_dir) / "run_manifest.json").read_text())
     reason = manifest["marts_not_built"]["completions_representation_area_substance"]
     assert reason.startswith("no accepted extract for 2023-04") and reason.endswith("2024-02")

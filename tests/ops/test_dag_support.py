@@ -25,3 +25,34 @@ def test_an_unlisted_warehouse_is_refused_without_echoing_it() -> None:
 def test_no_param_uses_the_configured_warehouse_and_no_list_allows_any() -> None:
     assert check_warehouse_param(None, ALLOWED) is None
     assert check_warehouse_param("sqlite:///x.db", {}) == "sqlite:///x.db"
+
+
+def test_a_dag_run_processes_the_month_of_its_logical_date_unless_the_param_says_otherwise() -> None:
+    from datetime import datetime
+
+    from treatment_marts.ops.dag_support import run_period
+
+    assert run_period({}, datetime(2024, 3, 1), None) == "2024-03"
+    assert run_period({}, None, datetime(2024, 2, 1)) == "2024-02"
+    assert run_period({"period": "2023-11"}, datetime(2024, 3, 1), None) == "2023-11"
+    with pytest.raises(ValueError, match="period must be YYYY-MM"):
+        run_period({"period": "2024-3"}, None, None)
+
+
+def test_the_run_id_is_airflows_in_the_safe_alphabet_and_the_inbox_is_the_periods(tmp_path) -> None:
+    from treatment_marts.core.ids import Period
+    from treatment_marts.core.settings import Settings
+    from treatment_marts.ops.dag_support import extract_location, run_id_of
+
+    assert run_id_of("manual__2024-03-01T00:00:00+00:00") == "manual__2024-03-01T00_00_00_00_00"
+    settings = Settings.from_env(data_root=tmp_path)
+    assert extract_location(settings, Period("2024-03"), None) == tmp_path / "inbox" / "period=2024-03"
+    assert str(extract_location(settings, Period("2024-03"), "/elsewhere/x.csv")) == "/elsewhere/x.csv"
+
+
+def test_data_errors_fail_at_once_and_io_errors_are_retried() -> None:
+    from treatment_marts.ingest.land import ExtractError
+    from treatment_marts.ops.dag_support import fails_at_once
+
+    assert fails_at_once(ExtractError("bad file")) and fails_at_once(ValueError("bad period"))
+    assert not fails_at_once(OSError("disk full")) and not fails_at_once(ConnectionError("warehouse down"))

@@ -11,7 +11,7 @@ import pytest
 
 from treatment_marts.core.settings import Settings
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import run_period
+from treatment_marts.pipeline.run import run_period
 
 PERIOD = "2024-03"
 
@@ -31,7 +31,7 @@ def published(extract: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.TempP
 
 def test_every_mart_is_published_with_no_small_count(published: tuple[Settings, dict]) -> None:
     settings, result = published
-    marts = result["publish"]["marts"]
+    marts = result.publish.marts
     assert "in_treatment_substance_area_sex" in marts
     for name in marts:
         frame = pd.read_parquet(settings.public_dir / "marts" / name / f"period={PERIOD}")
@@ -52,12 +52,12 @@ def test_margins_and_suppression_are_consistent(published: tuple[Settings, dict]
 
 def test_restricted_outputs_hold_the_true_values(published: tuple[Settings, dict]) -> None:
     settings, result = published
-    log = pd.read_parquet(result["publish"]["suppression_log"])
+    log = pd.read_parquet(result.publish.suppression_log)
     assert {"mart", "cell", "true_count", "suppression"} <= set(log.columns)
     assert set(log["suppression"]) <= {"primary", "secondary"}
-    assert Path(result["publish"]["suppression_log"]).is_relative_to(settings.restricted_dir)
+    assert Path(result.publish.suppression_log).is_relative_to(settings.restricted_dir)
     assert log.loc[log["suppression"] == "primary", "true_count"].between(1, 3).all()
-    report = Path(result["publish"]["ig_report"]).read_text()
+    report = Path(result.publish.ig_report).read_text()
     assert "Disclosure audit passed" in report and "RESTRICTED" in report
 
 
@@ -82,7 +82,7 @@ def test_warehouse_has_the_marts(published: tuple[Settings, dict]) -> None:
     db = settings.warehouse_url.removeprefix("sqlite:///")
     with sqlite3.connect(db) as con:
         tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-        assert set(result["publish"]["marts"]) <= tables
+        assert set(result.publish.marts) <= tables
         assert "suppression_log" not in tables  # restricted data lives elsewhere
         rows = con.execute(
             "select count(*) from in_treatment_substance_area_sex where period = ?", (PERIOD,)
@@ -120,9 +120,9 @@ def test_no_identifier_reaches_a_public_artefact(
 
 def test_rerun_gives_byte_identical_marts(published: tuple[Settings, dict], extract: tuple[Path, pd.DataFrame]) -> None:
     settings, first = published
-    before = {name: Path(path).read_bytes() for name, path in first["publish"]["marts"].items()}
+    before = {name: Path(path).read_bytes() for name, path in first.publish.marts.items()}
     second = run_period(settings, PERIOD, extract[0], run_id="test_run_2")
-    after = {name: Path(path).read_bytes() for name, path in second["publish"]["marts"].items()}
+    after = {name: Path(path).read_bytes() for name, path in second.publish.marts.items()}
     assert before == after
 
 
@@ -157,7 +157,7 @@ def test_validation_results_are_recorded_in_the_restricted_warehouse(published: 
 def test_a_revised_release_keeps_every_cell_the_earlier_release_suppressed(tmp_path: Path) -> None:
     """Across releases: re-publishing a period after a correction cannot be differenced against the first."""
     from treatment_marts.disclosure.protect import CARRIED_RULE
-    from treatment_marts.pipeline.stages import suppressed_in_current_release
+    from treatment_marts.pipeline.protect import suppressed_in_current_release
 
     settings = Settings.from_env(data_root=tmp_path / "data")
     frame = generate_extract(PERIOD, clients=2000, seed=3)
@@ -182,5 +182,5 @@ def test_the_record_level_product_is_written_restricted_and_in_the_ig_report(pub
     product = pd.read_parquet(folder / "record_level.parquet")
     assert len(product) > 0 and not {"client_ref", "date_of_birth", "partial_postcode"} & set(product.columns)
     assert oct((folder / "record_level.parquet").stat().st_mode & 0o777) == oct(0o600)
-    report = Path(result["publish"]["ig_report"]).read_text()
+    report = Path(result.publish.ig_report).read_text()
     assert "Record-level extract" in report and "Naive K3 deletion" in report

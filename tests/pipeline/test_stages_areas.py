@@ -9,12 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from treatment_marts.core.ids import Period, RunId, area_run_id
 from treatment_marts.core.settings import Settings
 from treatment_marts.ingest.land import ExtractError
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline import stages
+from treatment_marts.pipeline.areas import accept_areas, land_area, plan_areas, validate_area
+from treatment_marts.pipeline.record import run_dir
 
-RUN = "manual__2024-04-02T00:00:00+00:00"
+RUN = RunId.sanitise("manual__2024-04-02T00:00:00+00:00")  # an Airflow run id, made safe at the entry point
+PERIOD = Period.parse("2024-03")
 
 
 @pytest.fixture
@@ -31,43 +34,37 @@ def inbox_run(tmp_path: Path):
 
 def test_areas_land_and_validate_separately_and_the_run_records_who_was_left_out(inbox_run) -> None:
     settings, inbox = inbox_run
-    units = stages.plan_areas(settings, "2024-03", RUN, inbox)
-    assert [(u["unit"], u["area_code"]) for u in units] == [("Exborough", "E08900001"), ("Northton", "E06900002")]
+    units = plan_areas(settings, PERIOD, RUN, inbox)
+    assert [(u.unit, u.area_code) for u in units] == [("Exborough", "E08900001"), ("Northton", "E06900002")]
 
-    landed = {u["unit"]: stages.land_area(settings, "2024-03", RUN, u["unit"], u["paths"]) for u in units}
-    passed = stages.validate_area(
-        settings, "2024-03", RUN, "Exborough", "E08900001", landed["Exborough"]["landed_paths"]
-    )
-    assert passed["unit"] == "Exborough"
+    landed = {u.unit: land_area(settings, PERIOD, RUN, u) for u in units}
+    passed = validate_area(settings, PERIOD, RUN, landed["Exborough"])
+    assert passed.unit == "Exborough"
     with pytest.raises(
         ExtractError, match=r"2 row\(s\) of this area's file carry another area's la_code \(E08900001: 2\)"
     ):
-        stages.validate_area(settings, "2024-03", RUN, "Northton", "E06900002", landed["Northton"]["landed_paths"])
+        validate_area(settings, PERIOD, RUN, landed["Northton"])
 
-    accepted = stages.accept_areas(settings, "2024-03", RUN, expected_areas=["Exborough", "Northton", "Southmoor"])
-    assert accepted["included"] == ["Exborough"]
-    assert [(e["unit"], e["stage"]) for e in accepted["excluded"]] == [
-        ("Northton", "validate"),
-        ("Southmoor", "arrival"),
-    ]
-    assert "another area's la_code" in accepted["excluded"][0]["reason"]
-    assert accepted["landed_paths"] == landed["Exborough"]["landed_paths"]
+    accepted = accept_areas(settings, PERIOD, RUN, expected_areas=["Exborough", "Northton", "Southmoor"])
+    assert accepted.included == ["Exborough"]
+    assert [(e.unit, e.stage) for e in accepted.excluded] == [("Northton", "validate"), ("Southmoor", "arrival")]
+    assert "another area's la_code" in accepted.excluded[0].reason
+    assert accepted.landed_paths == landed["Exborough"].landed_paths
 
-    run = stages.run_dir(settings, RUN)
-    assert json.loads((run / "areas.json").read_text())["excluded"] == accepted["excluded"]
+    run = run_dir(settings, RUN)
+    assert json.loads((run / "areas.json").read_text())["excluded"] == [e.to_dict() for e in accepted.excluded]
     assert [i["source"] for i in json.loads((run / "landed.json").read_text())["landed"]] == ["Exborough.csv"]
     current = settings.restricted_dir / "landed" / "period=2024-03" / "CURRENT.json"
-    assert json.loads(current.read_text())["landed_paths"] == landed["Exborough"]["landed_paths"]
+    assert json.loads(current.read_text())["landed_paths"] == landed["Exborough"].landed_paths
     # each area worked under its own run id: no two mapped tasks wrote the same file
-    assert (stages.run_dir(settings, stages.area_run_id(RUN, "Exborough")) / "validation.json").exists()
+    assert (run_dir(settings, area_run_id(RUN, "Exborough")) / "validation.json").exists()
 
 
 def test_no_area_passing_means_nothing_to_protect(inbox_run) -> None:
     settings, inbox = inbox_run
-    units = stages.plan_areas(settings, "2024-03", RUN, inbox / "E06900002.parquet")
-    (unit,) = units
-    landed = stages.land_area(settings, "2024-03", RUN, unit["unit"], unit["paths"])
+    (unit,) = plan_areas(settings, PERIOD, RUN, inbox / "E06900002.parquet")
+    landed = land_area(settings, PERIOD, RUN, unit)
     with pytest.raises(ExtractError):
-        stages.validate_area(settings, "2024-03", RUN, "Northton", "E06900002", landed["landed_paths"])
+        validate_area(settings, PERIOD, RUN, landed)
     with pytest.raises(ExtractError, match=r"no area passed land and validate for 2024-03: Northton \(validate\)"):
-        stages.accept_areas(settings, "2024-03", RUN)
+        accept_areas(settings, PERIOD, RUN)

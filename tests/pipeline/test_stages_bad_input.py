@@ -13,7 +13,7 @@ import pytest
 from treatment_marts.contract import load_contract
 from treatment_marts.core.settings import Settings
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import run_period
+from treatment_marts.pipeline.run import run_period
 
 PERIOD = "2024-03"
 CONTRACT = load_contract()

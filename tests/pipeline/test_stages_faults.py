@@ -13,7 +13,7 @@ import pytest
 from treatment_marts.core.faults import STAGE_FAULT_POINTS
 from treatment_marts.core.settings import Settings
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import run_period
+from treatment_marts.pipeline.run import run_period
 
 PERIOD = "2024-03"
 POINTS = STAGE_FAULT_POINTS
@@ -39,7 +39,7 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, 
         generate_extract(PERIOD, clients=2500, seed=11), tmp_path_factory.mktemp("inbox") / "extract.csv"
     )
     result = run_period(settings, PERIOD, extract, run_id="first")
-    marts = {path: Path(path).read_bytes() for path in result["publish"]["marts"].values()}
+    marts = {path: Path(path).read_bytes() for path in result.publish.marts.values()}
     return settings, extract, marts
 
 

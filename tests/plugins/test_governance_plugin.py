@@ -26,7 +26,7 @@ import pytest
 
 from treatment_marts.core.settings import Settings
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import run_period
+from treatment_marts.pipeline.run import run_period
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from postgres_server import create_database
 from treatment_marts.core.faults import FAULT_POINTS
 from treatment_marts.core.settings import Settings
-from treatment_marts.publish.release import PublishError, publish_release, published_release, read_mart
+from treatment_marts.publish.readers import published_release, read_mart
+from treatment_marts.publish.release import PublishError, publish_release
 from treatment_marts.publish.warehouse import read_table, table_names
 
 P1, P2 = "2024-03", "2024-04"

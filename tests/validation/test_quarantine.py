@@ -15,7 +15,7 @@ import yaml
 from treatment_marts.core.settings import Settings
 from treatment_marts.ingest.land import read_landed
 from treatment_marts.ops.synth import generate_extract, write_extract
-from treatment_marts.pipeline.stages import run_period
+from treatment_marts.pipeline.run import run_period
 from treatment_marts.validation.gx_runner import suite_parameters, suite_path, with_derived_columns
 from treatment_marts.validation.plain_checks import evaluate, load_suite
 from treatment_marts.validation.quarantine import QuarantineCeilingExceeded, QuarantineRules, split
@@ -94,8 +94,8 @@ def test_a_run_with_quarantine_publishes_the_rest_and_keeps_the_rows_owner_only(
     path = write_extract(bad, tmp_path / "inbox" / "extract.csv")
     result = run_period(settings, PERIOD, path, run_id="q_run")
 
-    assert result["validate"]["quarantined_rows"] == BAD_ROWS
-    [outcome] = result["validate"]["quarantine"]
+    assert result.validate.quarantined_rows == BAD_ROWS
+    [outcome] = result.validate.quarantine
     files = list((settings.quarantine_dir / f"period={PERIOD}" / "run_id=q_run").glob("*.parquet"))
     assert [Path(outcome["path"])] == files
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
@@ -103,10 +103,10 @@ def test_a_run_with_quarantine_publishes_the_rest_and_keeps_the_rows_owner_only(
     assert len(kept) == BAD_ROWS and kept["failed_rules"].notna().all()
     assert set(kept["episode_id"]) == set(bad.loc[bad["referral_date"].notna(), "episode_id"].iloc[10 : 10 + BAD_ROWS])
 
-    accepted = read_landed(result["validate"]["accepted_paths"][0])
+    accepted = read_landed(result.validate.accepted_paths[0])
     assert len(accepted) == len(bad) - BAD_ROWS
     assert not set(kept["episode_id"]) & set(accepted["episode_id"])
-    assert result["publish"]["marts"], "the accepted rows were published"
+    assert result.publish.marts, "the accepted rows were published"
 
     summary = json.loads((settings.restricted_dir / "runs" / "q_run" / "validation.json").read_text())
     quarantined_rules = [r for s in summary["expectations"] for r in s["results"] if r["severity"] == "quarantined"]

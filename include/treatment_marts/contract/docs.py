@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from treatment_marts.contract.model import ExtractContract
+from treatment_marts.contract.model import Column, ExtractContract
 
 GROUP_TITLES = {
     "identity": "Identity and administration",
@@ -16,7 +16,7 @@ GROUP_TITLES = {
 }
 
 
-def _constraint(col) -> str:
+def _constraint(col: Column) -> str:
     if col.type == "integer":
         return f"{col.min} to {col.max}"
     if col.pattern:
@@ -24,7 +24,7 @@ def _constraint(col) -> str:
     if col.type == "flag":
         return "Y / N"
     if col.type == "code":
-        return f"{len(col.codes)} codes (below)"
+        return f"{len(col.codes or {})} codes (below)"
     return ""
 
 
@@ -73,7 +73,7 @@ def render_extract_spec(contract: ExtractContract) -> str:
     lines += ["## Code lists", ""]
     seen: set[tuple] = set()
     for c in contract.columns:
-        if c.type != "code":
+        if c.type != "code" or c.codes is None:
             continue
         signature = tuple(c.codes.items())
         if signature in seen:

@@ -2,7 +2,7 @@
 
 `TREATMENT_MARTS_FAULT` names one or more points (comma-separated); unset, every call is a no-op. The
 publish points are where a crash must leave whole releases (publish/release.py); the stage points are the
-DAG's task boundaries (pipeline/stages.py). Tests: tests/publish/test_release.py, tests/pipeline/test_stages_faults.py.
+DAG's task boundaries (pipeline/run.py). Tests: tests/publish/test_release.py, tests/pipeline/test_stages_faults.py.
 """
 
 from __future__ import annotations

@@ -23,18 +23,27 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from treatment_marts.core.ids import InvalidIdentifier, Period, RunId, area_run_id
 from treatment_marts.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PERIOD_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
+
+def _valid_ids(period: str, run_id: str) -> bool:
+    """Both parts of a run's address in their safe form (core.ids), so neither can name another folder."""
+    try:
+        Period.parse(period)
+        RunId.parse(run_id)
+    except InvalidIdentifier:
+        return False
+    return True
+
+
 # Where the IG approval gate may record a decision (first found wins). The gate writes one of these into
 # the run's restricted folder; the key names read are those of Airflow's HITL response.
 APPROVAL_FILES = ("approval.json", "run_record.json")
@@ -143,13 +152,11 @@ def _area_folders(run_folder: Path) -> dict[str, Path]:
     plan = _read_json(run_folder / "plan.json")
     if not plan:
         return {}
-    from treatment_marts.pipeline.stages import safe_run_id
-
     folders = {}
     for unit in plan.get("units", []):
         name = unit.get("unit") if isinstance(unit, dict) else unit
         if name:
-            folders[str(name)] = run_folder.parent / safe_run_id(f"{run_folder.name}.{name}")
+            folders[str(name)] = run_folder.parent / area_run_id(RunId.sanitise(run_folder.name), str(name))
     return folders
 
 
@@ -247,7 +254,7 @@ def ig_report_file(settings: Settings, period: str, run_id: str) -> Path | None:
     never name a file outside ``restricted/reports``."""
     from treatment_marts.publish.ig_report import report_path
 
-    if not PERIOD_RE.match(period) or not RUN_ID_RE.match(run_id):
+    if not _valid_ids(period, run_id):
         return None
     path = report_path(settings, period, run_id)
     return path if path.is_file() else None
@@ -259,7 +266,7 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
     landed = _read_json(run_folder / "landed.json")
     manifest = _read_json(run_folder / "run_manifest.json")
     period = str((manifest or landed or {}).get("period", ""))
-    if not PERIOD_RE.match(period) or not RUN_ID_RE.match(run_id):
+    if not _valid_ids(period, run_id):
         return None
     areas = _area_folders(run_folder)
     if areas and not (run_folder / "validation.json").exists():

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from treatment_marts import __version__
 from treatment_marts.contract import Column, ExtractContract, load_contract
 from treatment_marts.core.files import write_private
+from treatment_marts.core.ids import InvalidIdentifier, Period
 from treatment_marts.core.safety import (
     ExtractError,
     InputLimits,
@@ -76,10 +77,11 @@ class LandedExtract:
         return asdict(self)
 
 
-def check_period(period: str) -> str:
-    if not isinstance(period, str) or not PERIOD_PATTERN.fullmatch(period):
-        raise ExtractError(f"period must be YYYY-MM (e.g. 2024-03), got {display_name(repr(period), 40)}")
-    return period
+def check_period(period: str) -> Period:
+    try:
+        return Period.parse(period)
+    except InvalidIdentifier:
+        raise ExtractError(f"period must be YYYY-MM (e.g. 2024-03), got {display_name(repr(period), 40)}") from None
 
 
 def sha256_of(path: Path) -> str:

@@ -115,13 +115,13 @@ def build_unmet_need(
                 "count": count,
                 "status": "c" if withheld else pd.NA,
             }
-            usable = estimate is not None and not withheld
             row["estimate"] = estimate.estimate if estimate else None
             row["estimate_lower"] = estimate.lower if estimate else None
             row["estimate_upper"] = estimate.upper if estimate else None
-            row["unmet_need_percent"] = round(100 * (1 - count / estimate.estimate), 1) if usable else None
-            row["unmet_need_lower"] = round(100 * (1 - count / estimate.lower), 1) if usable else None
-            row["unmet_need_upper"] = round(100 * (1 - count / estimate.upper), 1) if usable else None
+            bases = {"unmet_need_percent": "estimate", "unmet_need_lower": "lower", "unmet_need_upper": "upper"}
+            for column, base in bases.items():
+                usable = estimate is not None and not withheld
+                row[column] = round(100 * (1 - count / getattr(estimate, base)), 1) if usable else None
             row["estimate_year"] = estimate.year if estimate else None
             row["estimate_source"] = estimate.source if estimate else None
             out.append(row)

@@ -16,7 +16,13 @@
 * SQLite metadata is accepted with LocalExecutor in Airflow 3 (`airflow standalone` does the same): task
   processes never open the metadata database, only the scheduler and the API server do.
 
-Used by `make backfill` (`python -m treatment_marts.ops.airflow_local`) and by tests/dags/test_backfill.py.
+For scale-out the same components run with the **CeleryExecutor** (`celery_env`): the scheduler queues task
+instances on a Redis broker and `airflow celery worker` processes take them, each worker named by
+`TREATMENT_MARTS_WORKER_NAME` so a task instance records which worker ran it (`[core] hostname_callable`
+= `worker_hostname`). Workers share the data root (here one machine; across hosts, a shared file system).
+
+Used by `make backfill` (`python -m treatment_marts.ops.airflow_local`), tests/dags/test_backfill.py and
+tests/dags/test_scale_out.py.
 Like the rest of include/ it does not import Airflow: it runs the `airflow` command and reads two metadata
 tables (`backfill`, `dag_run`) with SQLAlchemy Core.
 """
@@ -43,6 +49,34 @@ import sqlalchemy as sa
 
 UNFINISHED = ("queued", "running")
 DEFAULT_COMPONENTS = ("api-server", "scheduler")
+UI_COMPONENTS = ("api-server", "scheduler", "triggerer", "dag-processor")
+ENV_WORKER_NAME = "TREATMENT_MARTS_WORKER_NAME"
+CELERY_WORKER = "celery-worker-"  # component name prefix: celery-worker-1, celery-worker-2, ...
+
+
+def worker_hostname() -> str:
+    """`[core] hostname_callable`: the worker's configured name, else the machine's FQDN (Airflow's default)."""
+    return os.environ.get(ENV_WORKER_NAME) or socket.getfqdn()
+
+
+def celery_env(base: Mapping[str, str], *, broker_url: str, result_backend: str) -> dict[str, str]:
+    """`base` (from `executor_env`) switched to the CeleryExecutor on `broker_url`.
+
+    One task per worker at a time and no prefetching, so queued task instances spread over idle workers
+    instead of queueing behind a busy one.
+    """
+    env = dict(base)
+    env.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "1",
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "treatment_marts.ops.airflow_local.worker_hostname",
+        }
+    )
+    return env
 
 
 def free_port() -> int:
@@ -230,10 +264,15 @@ class LocalAirflow:
         self.stop()
 
     def _start(self, name: str) -> None:
+        argv, env = [airflow_command(), name], self.env
+        if name.startswith(CELERY_WORKER):  # several workers on one machine: own name, no log server each
+            worker = name.removeprefix("celery-")
+            argv = [airflow_command(), "celery", "worker", "--celery-hostname", f"{worker}@%h", "--skip-serve-logs"]
+            env = {**self.env, ENV_WORKER_NAME: worker}
         with open(self.log_dir / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
-                [airflow_command(), name],
-                env=self.env,
+                argv,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -338,6 +377,37 @@ def run_backfill(
             raise RuntimeError(f"{exc}\n{airflow.log_tail()}") from None
 
 
+def serve_ui(env: Mapping[str, str], log_dir: Path, port: int, report: Callable[[str], None] = print) -> int:
+    """Run the UI stack (API server, scheduler, triggerer, dag-processor) until Ctrl-C or a component dies.
+
+    The triggerer serves the IG approval gate (a deferred task); the dag-processor keeps the DAGs current
+    and the home page's health panel green. Returns 0 on Ctrl-C, 1 when a component exited.
+    """
+    component_env = executor_env(env, api_port=port, log_port=free_port(), jwt_secret=secrets.token_urlsafe(32))
+    home = Path(component_env.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    passwords = Path(
+        component_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+        or home / "simple_auth_manager_passwords.json.generated"
+    )
+    users = component_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops the components as Ctrl-C does
+    with LocalAirflow(component_env, log_dir, UI_COMPONENTS) as airflow:
+        report(f"Airflow UI: http://127.0.0.1:{port}/  (components: {', '.join(UI_COMPONENTS)}; logs: {log_dir})")
+        report(f"Sign in as one of {users} (user:role); passwords: {passwords}")
+        report("Governance page: Browse > Disclosure governance (IG reports open for TREATMENT_MARTS_IG_REVIEWERS)")
+        report("Trigger a month: DAGs > monthly_treatment_pipeline > Trigger. Ctrl-C stops everything.")
+        try:
+            while True:
+                dead = airflow.dead()
+                if dead:
+                    report(f"error: {dead}\n{airflow.log_tail()}")
+                    return 1
+                time.sleep(1)
+        except KeyboardInterrupt:
+            report("stopping the Airflow components")
+            return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m treatment_marts.ops.airflow_local",
@@ -352,6 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         "--triggerer", action="store_true", help="also run the triggerer (needed when the IG approval gate is on)"
     )
     parser.add_argument("--log-dir", help="component logs (default $AIRFLOW_HOME/components)")
+    parser.add_argument(
+        "--ui",
+        type=int,
+        metavar="PORT",
+        help="instead: serve the Airflow UI on PORT (API server, scheduler, triggerer, dag-processor) until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     env = dict(os.environ)
     if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env:
@@ -359,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             "set AIRFLOW__DATABASE__SQL_ALCHEMY_CONN (and AIRFLOW_HOME) to the metadata database of the backfill"
         )
     home = Path(env.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    if args.ui:
+        return serve_ui(env, Path(args.log_dir) if args.log_dir else home / "components", args.ui)
     components = (*DEFAULT_COMPONENTS, "triggerer") if args.triggerer else DEFAULT_COMPONENTS
     try:
         state = run_backfill(

@@ -29,8 +29,10 @@ from great_expectations.data_context.types.base import ProgressBarsConfig  # noq
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration  # noqa: E402
 
 from treatment_marts.contract import load_contract  # noqa: E402
+from treatment_marts.core.locks import exclusive_lock  # noqa: E402
 from treatment_marts.core.settings import Settings  # noqa: E402
 from treatment_marts.deidentify.recode import age_in_years  # noqa: E402
+from treatment_marts.validation.data_docs import make_offline  # noqa: E402
 
 log = logging.getLogger(__name__)
 RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0, "include_unexpected_rows": False}
@@ -239,7 +241,19 @@ def _examples(frame: pd.DataFrame, rows: list[dict]) -> dict[str, list[str]]:
 def validate_extract(
     frame: pd.DataFrame, *, period: str, settings: Settings, run_id: str, source: str
 ) -> ValidationReport:
-    """Run the committed suite over one typed extract; build Data Docs; return the (PII-safe) report."""
+    """Run the committed suite over one typed extract; build Data Docs; return the (PII-safe) report.
+
+    One validation at a time per GX context: GX's file context is not safe for concurrent writers (two
+    mapped validate_area tasks on Celery workers raced registering the suite: "Store already has the
+    following key"), and the Data Docs index is rebuilt by every run (tests/dags/test_scale_out.py).
+    """
+    with exclusive_lock(settings.gx_dir.parent / ".gx.lock"):
+        return _validate_extract(frame, period=period, settings=settings, run_id=run_id, source=source)
+
+
+def _validate_extract(
+    frame: pd.DataFrame, *, period: str, settings: Settings, run_id: str, source: str
+) -> ValidationReport:
     context = _context(settings)
     checkpoint = _checkpoint(context, suite_path(settings))
     batch_frame = with_derived_columns(frame)
@@ -273,6 +287,8 @@ def validate_extract(
         )
     docs = context.get_docs_sites_urls()
     index = Path(docs[0]["site_url"].removeprefix("file://")) if docs else None
+    if index is not None:
+        make_offline(index.parent)  # restricted networks: no CDN, no asset bucket (validation/data_docs.py)
     report = ValidationReport(
         success=not any(not r["success"] and r["severity"] == "blocking" for r in rows),
         period=period,

@@ -1,0 +1,104 @@
+"""What each task of the monthly DAG does, without Airflow: a RunContext (and the upstream task's XCom)
+in, a JSON-able dict (the task's XCom) out.
+
+The DAG file only wires these to Airflow (context, retries, pools, the approval gate). XCom carries
+periods, run ids, area names, paths and counts, never data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from treatment_marts.ops.dag_support import RunContext, extract_location
+
+
+def plan(run: RunContext, extract_param: str | None) -> list[dict[str, Any]]:
+    """The period's units (one per area file, or one combined file)."""
+    from treatment_marts.pipeline.areas import plan_areas
+
+    location = extract_location(run.settings, run.period, extract_param)
+    return [u.to_dict() for u in plan_areas(run.settings, run.period, run.run_id, location)]
+
+
+def land_unit(run: RunContext, unit: dict[str, Any]) -> dict[str, Any]:
+    from treatment_marts.pipeline.areas import AreaUnit, land_area
+
+    return land_area(run.settings, run.period, run.run_id, AreaUnit.from_dict(unit)).to_dict()
+
+
+def validate_unit(run: RunContext, landed: dict[str, Any]) -> dict[str, Any]:
+    from treatment_marts.pipeline.areas import AreaLanded, validate_area
+
+    return validate_area(run.settings, run.period, run.run_id, AreaLanded.from_dict(landed)).to_dict()
+
+
+def protect_accepted(run: RunContext, expected_areas: list[str] | None) -> dict[str, Any]:
+    """Gather the areas that passed (from the run's plan), protect them, and summarise for the IG gate."""
+    from treatment_marts.ops.policy import approval_body
+    from treatment_marts.pipeline.areas import accept_areas
+    from treatment_marts.pipeline.protect import protect
+    from treatment_marts.pipeline.summary import disclosure_summary
+
+    accepted = accept_areas(run.settings, run.period, run.run_id, expected_areas=expected_areas)
+    result = protect(run.settings, run.period, run.run_id, accepted.landed_paths)
+    summary = disclosure_summary(result.staged_dir, accepted.excluded)
+    return {
+        **result.to_dict(),
+        "included": list(accepted.included),
+        "excluded": [e.to_dict() for e in accepted.excluded],
+        "approval_body": approval_body(summary.to_dict()),
+    }
+
+
+def publish_protected(run: RunContext, protected: dict[str, Any]) -> dict[str, Any]:
+    """Publish the staged release `protect_accepted` described; the asset event's extra and the XCom."""
+    from treatment_marts.pipeline.protect import ProtectResult
+    from treatment_marts.pipeline.publish import publish
+
+    staged = ProtectResult.from_dict(protected)
+    result = publish(run.settings, staged.period, staged.run_id, staged.staged_dir)
+    return {
+        "period": str(result.period),
+        "run_id": str(result.run_id),
+        "marts": sorted(result.marts),
+        "excluded": protected["excluded"],
+        "suppression_log": str(result.suppression_log),
+        "ig_report": str(result.ig_report),
+    }
+
+
+def asset_event_extra(published: dict[str, Any]) -> dict[str, Any]:
+    """What consumers of the public-marts asset learn about a release (no data)."""
+    return {
+        "period": published["period"],
+        "run_id": published["run_id"],
+        "marts": published["marts"],
+        "areas_left_out": sorted(e["unit"] for e in published["excluded"]),
+    }
+
+
+def left_out_message(published: dict[str, Any]) -> str | None:
+    """Why the run must end failed (areas left out of a published release), or None."""
+    excluded = published["excluded"]
+    if not excluded:
+        return None
+    return f"published {published['period']} without {len(excluded)} area(s): " + "; ".join(
+        f"{e['unit']} ({e['stage']}: {e['reason'][:300]})" for e in excluded
+    )
+
+
+def record_ig_decision(run: RunContext, event: dict[str, Any], reject: str) -> bool:
+    """Record the HITL response (who, when, why) in the run record; True when the release was rejected."""
+    from treatment_marts.pipeline.summary import record_approval
+
+    chosen = (event.get("chosen_options") or ["?"])[0]
+    user = event.get("responded_by_user") or {}
+    record_approval(
+        run.settings,
+        run.run_id,
+        decision=chosen,
+        by=str(user.get("name") or user.get("id") or "unknown"),
+        at=str(event.get("responded_at")),
+        comment=str((event.get("params_input") or {}).get("comment") or ""),
+    )
+    return bool(chosen == reject)

@@ -1,0 +1,336 @@
+"""The protect stage: recode, build every mart, suppress (primary + secondary), audit, stage the release.
+
+Three steps, each its own function: `protect_populations` (per population: marts, suppression, the
+independent audit), `build_derived_marts` (from the protected marts only, so no new disclosure) and
+`write_stage_manifest`. The staged release lives in the run's restricted folder until `publish`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from treatment_marts import __version__
+from treatment_marts.core.config import AreasConfig, RulesConfig, load_areas, load_rules, ruleset_hash
+from treatment_marts.core.ids import Period, RunId, checked
+from treatment_marts.core.settings import Settings
+from treatment_marts.deidentify.pseudonymise import pseudonym_key
+from treatment_marts.deidentify.recode import RecodeResult, recode
+from treatment_marts.ingest.land import ExtractError, read_landed
+from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
+from treatment_marts.marts.definitions import MartsConfig
+from treatment_marts.marts.populations import history_months
+from treatment_marts.marts.rates import add_percentages
+from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
+from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
+
+
+@dataclass(frozen=True)
+class ProtectResult:
+    """The staged, audited release (restricted until published); JSON-able for XCom."""
+
+    period: Period
+    run_id: RunId
+    staged_dir: Path
+    marts: list[str]
+    suppressed_cells: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": str(self.period),
+            "run_id": str(self.run_id),
+            "staged_dir": str(self.staged_dir),
+            "marts": list(self.marts),
+            "suppressed_cells": self.suppressed_cells,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProtectResult:
+        return cls(
+            period=Period.parse(data["period"]),
+            run_id=RunId.parse(data["run_id"]),
+            staged_dir=Path(data["staged_dir"]),
+            marts=list(data["marts"]),
+            suppressed_cells=int(data["suppressed_cells"]),
+        )
+
+
+@dataclass
+class ProtectedPopulations:
+    """What `protect_populations` wrote and what the manifest and the log need from it."""
+
+    marts: list[str] = field(default_factory=list)
+    not_built: dict[str, str] = field(default_factory=dict)
+    logs: list[pd.DataFrame] = field(default_factory=list)
+    losses: list[pd.DataFrame] = field(default_factory=list)
+    intervals: list[pd.DataFrame] = field(default_factory=list)
+
+
+def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
+    """The period's files as one frame; an episode key in two files is refused (it would count twice)."""
+    frames = [read_landed(p) for p in landed_paths]
+    combined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    duplicated = combined.duplicated(["agency_code", "episode_id"], keep=False)
+    if duplicated.any():
+        agencies = sorted(combined.loc[duplicated, "agency_code"].unique())[:5]
+        raise ExtractError(
+            f"{int(duplicated.sum())} rows share an (agency_code, episode_id) key across the period's files "
+            f"(agencies {agencies}); one episode must appear in exactly one file"
+        )
+    return combined
+
+
+def suppressed_in_current_release(settings: Settings, period: Period) -> dict[str | None, set[str]]:
+    """Canonical keys of the cells suppressed in the period's current release, per population.
+
+    Policy across releases (docs/disclosure.md): a revision of a period keeps every cell the earlier
+    release suppressed, so the two releases cannot be differenced to expose a hidden value. Keys are per
+    population (the same labels exist in every population's lattice); a log without the population
+    column (older releases) carries its keys into every population (key None).
+    """
+    path = settings.restricted_dir / "suppression_log" / f"period={period}" / "suppression_log.parquet"
+    if not path.exists():
+        return {}
+    log = pd.read_parquet(path)
+    if "population" not in log.columns:
+        return {None: set(log["key"].dropna().astype(str))}
+    return {str(pop): set(group["key"].dropna().astype(str)) for pop, group in log.groupby("population")}
+
+
+def as_dimensions(frame: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
+    """The recoded frame with every publishable dimension held as a categorical over its declared levels.
+
+    Marts filter, sort and group a national month (~1M episodes) several times per population; integer
+    codes make each of those cheap and the frame a fraction of its size as Arrow strings. Values outside the
+    declared levels are kept (the categories are extended), so the mart builder still names and refuses them.
+    """
+    from treatment_marts.core.columns import as_categorical
+
+    out = frame.copy(deep=False)
+    for name, declared in levels.items():
+        if name in out.columns and (out[name].dtype == "string" or out[name].dtype == object):
+            out[name] = as_categorical(out[name], declared)
+    return out
+
+
+def _history(
+    settings: Settings,
+    period: Period,
+    months: int,
+    current: pd.DataFrame,
+    rules: RulesConfig,
+    areas: AreasConfig,
+    levels: dict[str, list[str]],
+) -> tuple[pd.DataFrame, list[str]]:
+    """Recoded episodes of the ``months`` accepted extracts ending with ``period`` (for re-presentation);
+    the periods with no accepted extract are returned instead of a partial history."""
+    frames, missing = [current], []
+    for back in range(months - 1, 0, -1):
+        earlier = period.minus(back)
+        extract = accepted_extract(settings, earlier)
+        if extract is None:
+            missing.append(str(earlier))
+        else:
+            frames.append(
+                as_dimensions(recode(extract, rules, areas, pseudonym_key=pseudonym_key(settings)).frame, levels)
+            )
+    return (pd.concat(frames, ignore_index=True) if not missing else current), missing
+
+
+def assert_k_safe(frame: pd.DataFrame, name: str, k: int) -> None:
+    """Last line of defence, independent of the suppressor: no published count in 1..k."""
+    counts = frame["count"]
+    unsafe = counts.notna() & (counts >= 1) & (counts <= k)
+    if unsafe.any():
+        raise RuntimeError(
+            f"mart {name}: {int(unsafe.sum())} published cell(s) hold 1..{k} individuals; refusing to stage"
+        )
+
+
+def protect_populations(
+    settings: Settings,
+    period: Period,
+    analysis: pd.DataFrame,
+    marts_dir: Path,
+    rules: RulesConfig,
+    areas: AreasConfig,
+    levels: dict[str, list[str]],
+    marts_config: MartsConfig,
+) -> ProtectedPopulations:
+    """Per population: build its marts, suppress them together, audit them independently, write them."""
+    from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
+    from treatment_marts.disclosure.protect import protect as protect_tables
+    from treatment_marts.disclosure.tables import MartTable
+
+    carried = suppressed_in_current_release(settings, period)
+    out = ProtectedPopulations()
+    for population, definitions in marts_config.by_population().items():
+        source = analysis
+        if history_months(population) > 1:
+            source, missing = _history(settings, period, history_months(population), analysis, rules, areas, levels)
+            if missing:
+                out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
+                continue
+        clients = select_population(source, population, period)
+        tables = [
+            MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
+            for d in definitions
+        ]
+        earlier = carried.get(population, carried.get(None, set()))
+        protected = protect_tables(
+            tables,
+            k=rules.disclosure.k,
+            zeros=rules.disclosure.zeros,
+            carried=earlier,
+            cleanup_audits=rules.disclosure.cleanup_audits,
+        )
+        result = audit(
+            protected.tables,
+            k=rules.disclosure.k,
+            zeros=rules.disclosure.zeros,
+            true_counts=protected.log,
+            carried=earlier,
+        )
+        out.intervals.append(result.intervals)
+        if not result.passed:
+            raise DisclosureAuditFailed(result)
+        percent_of = {d.name: d.percent_of for d in definitions}
+        for table in protected.tables:
+            assert_k_safe(table.frame, table.name, rules.disclosure.k)
+            frame = table.frame
+            percent = percent_of[table.name]
+            if percent:
+                frame = add_percentages(frame, list(table.dimensions), percent)
+            frame.to_parquet(marts_dir / f"{table.name}.parquet", index=False)
+            out.marts.append(table.name)
+        out.logs.append(protected.log.assign(population=population))
+        out.losses.append(protected.information_loss)
+    return out
+
+
+def build_derived_marts(
+    settings: Settings,
+    period: Period,
+    marts_dir: Path,
+    rules: RulesConfig,
+    areas: AreasConfig,
+    marts_config: MartsConfig,
+) -> list[str]:
+    """Marts computed from published (suppressed) marts only, e.g. unmet need: no new disclosure."""
+    built = []
+    for definition in marts_config.derived():
+        source = pd.read_parquet(marts_dir / f"{definition.derived_from}.parquet")
+        groups = list(definition.prevalence_groups or {})
+        estimates = load_prevalence(settings.config_dir / "reference" / str(definition.reference), areas, groups)
+        frame = build_unmet_need(source, definition, estimates, rules, areas, period)
+        assert_k_safe(frame, definition.name, rules.disclosure.k)
+        frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
+        built.append(definition.name)
+    return built
+
+
+def _attach_audit(log: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("mart", "period", "cell") if c in log.columns and c in intervals.columns]
+    bounds = intervals[keys + ["lower", "upper"]].rename(columns={"lower": "audit_lower", "upper": "audit_upper"})
+    return log.merge(bounds, on=keys, how="left")
+
+
+def write_restricted_records(staged: Path, run_id: RunId, populations: ProtectedPopulations) -> tuple[int, int]:
+    """The suppression log (with each cell's audit interval), the audit intervals and the information
+    loss, in the staged folder; returns (suppressed cells, cells the audit checked)."""
+    log = pd.concat(populations.logs, ignore_index=True) if populations.logs else pd.DataFrame()
+    audit_intervals = pd.concat(populations.intervals, ignore_index=True) if populations.intervals else pd.DataFrame()
+    if not log.empty and not audit_intervals.empty:
+        log = _attach_audit(log, audit_intervals)
+    log.insert(0, "run_id", str(run_id))
+    log.to_parquet(staged / "suppression_log.parquet", index=False)
+    audit_intervals.to_parquet(staged / "audit_intervals.parquet", index=False)
+    info_loss = pd.concat(populations.losses, ignore_index=True) if populations.losses else pd.DataFrame()
+    info_loss.to_parquet(staged / "information_loss.parquet", index=False)
+    return int(len(log)), int(len(audit_intervals))
+
+
+def write_stage_manifest(
+    settings: Settings,
+    staged: Path,
+    *,
+    period: Period,
+    run_id: RunId,
+    rules: RulesConfig,
+    landed_paths: list[str],
+    recoded: RecodeResult,
+    marts: list[str],
+    not_built: dict[str, str],
+    suppressed_cells: int,
+    cells_checked: int,
+) -> None:
+    """``run_manifest.json``: inputs (checksums), rule-set hash, K, marts and the audit result."""
+    landed_manifest = read_json(staged / "landed.json") if (staged / "landed.json").exists() else {}
+    accepted_names = {Path(p).name for p in landed_paths}  # accepted = landed name
+    manifest = {
+        "run_id": str(run_id),
+        "period": str(period),
+        "package_version": __version__,
+        "ruleset_sha256": ruleset_hash(settings.config_dir),
+        "k": rules.disclosure.k,
+        "zeros": rules.disclosure.zeros,
+        "inputs": [
+            {"source": item["source"], "sha256": item["sha256"], "rows": item["rows"]}
+            for item in landed_manifest.get("landed", [])
+            if Path(item["landed_path"]).name in accepted_names
+        ],
+        "episodes_in": recoded.episodes_in,
+        "excluded_no_consent": recoded.excluded_no_consent,
+        "marts": marts,
+        "marts_not_built": not_built,
+        "suppressed_cells": suppressed_cells,
+        "audit": {"cells_checked": cells_checked, "disclosed": 0},
+        "protected_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_json(staged / "run_manifest.json", manifest)
+
+
+def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: list[str]) -> ProtectResult:
+    """Recode, build every mart, suppress (primary + secondary) and audit; stage the release in the restricted zone."""
+    period, run_id = checked(period, run_id)
+    from treatment_marts.disclosure.record_level import write_record_level
+
+    rules = load_rules(settings.config_dir)
+    areas = load_areas(settings.config_dir)
+    levels = dimension_levels(rules, areas)
+    marts_config = load_marts(settings.config_dir, set(levels))
+
+    recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
+    analysis = as_dimensions(recoded.frame, levels)
+
+    staged = run_dir(settings, run_id)
+    marts_dir = staged / "marts"
+    marts_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config)
+    marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config)
+    suppressed_cells, cells_checked = write_restricted_records(staged, run_id, populations)
+    # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
+    record_level = write_record_level(settings, period, run_id, analysis, rules)
+    if record_level:
+        write_json(staged / "record_level.json", record_level)
+    write_stage_manifest(
+        settings,
+        staged,
+        period=period,
+        run_id=run_id,
+        rules=rules,
+        landed_paths=landed_paths,
+        recoded=recoded,
+        marts=marts,
+        not_built=populations.not_built,
+        suppressed_cells=suppressed_cells,
+        cells_checked=cells_checked,
+    )
+    return ProtectResult(
+        period=period, run_id=run_id, staged_dir=staged, marts=marts, suppressed_cells=suppressed_cells
+    )

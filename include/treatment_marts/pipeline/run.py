@@ -1,0 +1,63 @@
+"""The whole pipeline in-process, in the DAG's order (used by `treatment-marts run` and the benchmark)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from treatment_marts.core.faults import fault_point  # kill-test hook (TREATMENT_MARTS_FAULT), a no-op otherwise
+from treatment_marts.core.ids import Period, RunId, checked, new_run_id
+from treatment_marts.core.memory import release_memory  # one process for every stage: see memory.py
+from treatment_marts.core.settings import Settings
+from treatment_marts.pipeline.land import LandResult, land
+from treatment_marts.pipeline.protect import ProtectResult, protect
+from treatment_marts.pipeline.publish import PublishedRelease, publish
+from treatment_marts.pipeline.validate import ValidateResult, validate
+
+STAGES = ("land", "validate", "protect", "publish")
+
+StageHook = Callable[[str], AbstractContextManager[object]]
+"""Called with a stage's name (one of STAGES); the context manager it returns wraps that stage (and the
+memory release after it), e.g. to time it and sample its RSS (ops.bench)."""
+
+
+@dataclass(frozen=True)
+class PeriodRun:
+    land: LandResult
+    validate: ValidateResult
+    protect: ProtectResult
+    publish: PublishedRelease
+
+
+def _no_hook(stage: str) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
+def run_period(
+    settings: Settings,
+    period: Period,
+    extract_paths: list[str | Path] | str | Path,
+    run_id: RunId | None = None,
+    *,
+    around_stage: StageHook = _no_hook,
+) -> PeriodRun:
+    """Land, validate, protect (the accepted files) and publish one period."""
+    period, run_id = checked(period, run_id or new_run_id())
+    with around_stage("land"):
+        landed = land(settings, period, extract_paths, run_id)
+        fault_point("stage:after_land")
+        release_memory()
+    with around_stage("validate"):
+        validated = validate(settings, period, run_id, landed.landed_paths)
+        fault_point("stage:after_validate")
+        release_memory()
+    with around_stage("protect"):
+        protected = protect(settings, period, run_id, validated.accepted_paths)
+        fault_point("stage:after_protect")
+        release_memory()
+    with around_stage("publish"):
+        published = publish(settings, period, run_id, protected.staged_dir)
+    return PeriodRun(land=landed, validate=validated, protect=protected, publish=published)
