@@ -28,6 +28,7 @@ from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.lp_model import (
     INTEGER_EPS,
     BoundsModel,
+    IntegerCache,
     a_priori_lower,
     pinned,
     proved_small,
@@ -121,6 +122,7 @@ class AttackModel:
     def __init__(self, tables: Sequence[MartTable]) -> None:
         self.cells = _published_cells(tables)
         self.equations = _equations(tables)
+        self.integer_cache: IntegerCache = {}  # systems met again on later masks reuse their integer programmes
 
     def intervals(
         self,
@@ -198,6 +200,8 @@ class AttackModel:
                 k,
                 None if ref is None else ref[component],
                 verdict_only=verdict_only and ref is not None,
+                names=np.asarray(unknown, dtype=object)[component],
+                cache=self.integer_cache,
             )
             lower[component], upper[component], unproved[component] = bounds
         exact = pinned(lower, upper)
@@ -240,6 +244,8 @@ def _component_bounds(
     reference: np.ndarray | None,
     *,
     verdict_only: bool = False,
+    names: np.ndarray | None = None,
+    cache: IntegerCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer lower and upper bound of every variable of one component, s.t. A x = b, x >= floor, x
     integer (lp_model.BoundsModel: LP bounds, tightened, borderline cells by integer programme), and which
@@ -248,12 +254,13 @@ def _component_bounds(
     ``reference`` (a feasible point, the truth): a maximum that proves safety (lp_model.safe_by_point) makes
     the minimum unnecessary. ``verdict_only`` (with ``reference``): every optimal point is a feasible point
     for *all* variables; a variable it already proves safe needs no LP (see AttackModel.intervals).
+    ``names`` / ``cache``: reuse of integer programmes across calls (lp_model.BoundsModel).
     """
     n = a_eq.shape[1]
     unproved = np.zeros(n, dtype=bool)
     if a_eq.shape[0] == 0:
         return floor.astype(float).copy(), np.full(n, np.inf), unproved
-    model = BoundsModel(a_eq, b_eq, floor)
+    model = BoundsModel(a_eq, b_eq, floor, names=names, cache=cache)
     low = floor.astype(float).copy()
     high = np.full(n, np.inf)
     witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
@@ -274,7 +281,10 @@ def _component_bounds(
             low[j] = lower
             if verdict_only:
                 np.maximum(witnessed, model.point(), out=witnessed)
-        interval = model.decide(j, low[j], high[j], k)
+        if verdict_only and reference is not None:  # the same verdict, by feasibility programmes
+            interval = model.verdict(j, low[j], high[j], k, float(reference[j]))
+        else:
+            interval = model.decide(j, low[j], high[j], k)
         low[j], high[j], unproved[j] = interval.lower, interval.upper, not interval.proved
     return low, high, unproved
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from treatment_marts.disclosure.lattice import Lattice
-from treatment_marts.disclosure.lp_model import BoundsModel, disclosed, relation_matrix, safe_by_point
+from treatment_marts.disclosure.lp_model import BoundsModel, IntegerCache, disclosed, relation_matrix, safe_by_point
 from treatment_marts.disclosure.secondary import Suppressor, settle
 from treatment_marts.disclosure.tables import ProtectionError
 
@@ -55,6 +55,7 @@ class Certifier:
         # for any mask that publishes only cells they leave at zero, they prove integer verdicts that the
         # real-valued points above cannot (a value of k + 1 that some integer table really has).
         self.integer_points = np.zeros((0, len(lattice.counts)))
+        self.integer_cache: IntegerCache = {}  # integer programmes by system (lp_model.BoundsModel)
         self.lp_solves = 0
 
     @staticmethod
@@ -173,7 +174,7 @@ class _Solve:
         self.truth, self.floor = certifier.truth[columns], certifier.floor[columns]
         sub = certifier.relations[:, columns]
         sub = sub[np.unique(sub.nonzero()[0]), :].tocsc()
-        self.model = BoundsModel(sub, sub @ self.truth, self.floor)
+        self.model = BoundsModel(sub, sub @ self.truth, self.floor, names=columns, cache=certifier.integer_cache)
         self.disclosed: list[int] = []
         self.found: list[np.ndarray] = []  # maximising points less the truth (real-valued)
         self.integer: list[np.ndarray] = []  # integral solutions less the truth, over every cell
@@ -187,7 +188,7 @@ class _Solve:
 
     def pinned_or_small(self, j: int) -> bool:
         """The audit's verdict on cell ``j``: LP bounds (the minimum only if the maximum does not already
-        prove safety), then the integer interval (lp_model.BoundsModel.decide)."""
+        prove safety), then the integer verdict (lp_model.BoundsModel.verdict: the truth is an integer point)."""
         k = self.certifier.k
         upper, lower = np.inf, float(self.floor[j])
         for maximise in (True, False):
@@ -205,7 +206,7 @@ class _Solve:
                 self.reach = np.maximum(self.reach, self.certifier._reach(point[None, :], self.truth, self.floor))
             else:
                 lower = value
-        interval = self.model.decide(j, lower, upper, k)
+        interval = self.model.verdict(j, lower, upper, k, float(self.truth[j]))
         for witness in interval.witnesses:
             self.learn(witness)
         return not interval.proved or bool(disclosed(interval.lower, interval.upper, k))
