@@ -5,7 +5,9 @@ derives every additive relation itself (members of a line sum to its total, in e
 cells that linked tables share, and for each suppressed cell solves two linear programmes (HiGHS) for
 the smallest and largest value consistent with everything published. The attacker knows the rule, so a
 suppressed cell is at least 1 when zeros are published. A cell is *disclosed* when its interval is exact
-or its upper bound is k or less (the attacker proves it is a small group).
+or its upper bound is k or less (the attacker proves it is a small group). The bounds are integer-valid
+(lp_model.py: the LP bounds rounded inwards, and an exact integer programme for the borderline cells), as
+an attacker who knows counts are integers would find them.
 
 The suppression log's true values are used only to report them beside the intervals (restricted), never
 to compute the bounds. The audit imports only the table model (tables.py) and the bounds model
@@ -24,12 +26,13 @@ from scipy.sparse import csc_matrix, csr_matrix
 
 from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.lp_model import (
-    EXACT_MARGIN,
-    SMALL_TOLERANCE,
+    INTEGER_EPS,
     BoundsModel,
+    IntegerCache,
     a_priori_lower,
     pinned,
     proved_small,
+    safe_by_point,
 )
 from treatment_marts.disclosure.tables import MartTable, Zeros, cell_key, table_cell
 
@@ -119,6 +122,7 @@ class AttackModel:
     def __init__(self, tables: Sequence[MartTable]) -> None:
         self.cells = _published_cells(tables)
         self.equations = _equations(tables)
+        self.integer_cache: IntegerCache = {}  # systems met again on later masks reuse their integer programmes
 
     def intervals(
         self,
@@ -130,12 +134,13 @@ class AttackModel:
         carried: Collection[str] = (),
         verdict_only: bool = False,
     ) -> pd.DataFrame:
-        """Feasible interval of every unknown (NaN) key. ``reference``: a known feasible point (true
-        values) that lets a caller skip the minimisation when the maximum already proves safety.
+        """Integer interval (``lower``, ``upper``: Int64, upper missing when unbounded) of every unknown (NaN)
+        key and the verdict. ``reference``: a known feasible point (true values) that lets a caller skip the
+        minimisation when the maximum already proves safety (``lower`` is then the a-priori floor).
         ``verdict_only`` (with ``reference``): the caller needs only *whether* each cell is disclosed, as the
-        suppressor does on every round; a cell that an earlier LP's optimal point already shows above k and
-        away from its true value is safe without an LP of its own, and its ``upper`` is then that witnessed
-        value (a lower estimate of the true maximum), not the maximum.
+        suppressor does on every round; a cell that an earlier LP's optimal point already shows at k + 2 or
+        more and two above its true value (lp_model.safe_by_point) is safe without an LP of its own, and its
+        ``upper`` is then that witnessed value rounded down (a lower estimate of the true maximum).
         ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
         stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it."""
         unknown = sorted(values[values.isna()].index)
@@ -182,30 +187,36 @@ class AttackModel:
         floor = np.where(np.isin(unknown, list(carried)), 0.0, float(a_priori_lower(zeros)))
         lower = floor.copy()
         upper = np.full(len(unknown), np.inf)
+        unproved = np.zeros(len(unknown), dtype=bool)
         by_column = matrix.tocsc()
         ref = None if reference is None else reference.reindex(unknown).to_numpy(dtype=float)
         for component in components.values():
             sub = by_column[:, component]
             used_rows = np.unique(sub.nonzero()[0])
-            low, high = _component_bounds(
+            bounds = _component_bounds(
                 sub[used_rows, :].tocsc(),
                 b[used_rows],
                 floor[component],
                 k,
                 None if ref is None else ref[component],
                 verdict_only=verdict_only and ref is not None,
+                names=np.asarray(unknown, dtype=object)[component],
+                cache=self.integer_cache,
             )
-            lower[component] = low
-            upper[component] = high
+            lower[component], upper[component], unproved[component] = bounds
         exact = pinned(lower, upper)
         small = proved_small(upper, k)
-        reason = np.where(exact, "exact value recoverable", np.where(small, f"proved to be at most {k}", ""))
+        reason = np.where(
+            exact,
+            "exact value recoverable",
+            np.where(small, f"proved to be at most {k}", np.where(unproved, "not proved safe (time limit)", "")),
+        )
         return pd.DataFrame(
             {
                 "key": unknown,
-                "lower": np.round(lower, 6),
-                "upper": np.round(upper, 6),
-                "disclosed": exact | small,
+                "lower": pd.array([int(v) for v in lower], dtype="Int64"),
+                "upper": pd.array([int(v) if np.isfinite(v) else pd.NA for v in upper], dtype="Int64"),
+                "disclosed": exact | small | unproved,
                 "reason": reason,
             }
         )
@@ -233,40 +244,49 @@ def _component_bounds(
     reference: np.ndarray | None,
     *,
     verdict_only: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Min and max of every variable of one component, s.t. A x = b, x >= floor (lp_model.BoundsModel).
+    names: np.ndarray | None = None,
+    cache: IntegerCache | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer lower and upper bound of every variable of one component, s.t. A x = b, x >= floor, x
+    integer (lp_model.BoundsModel: LP bounds, tightened, borderline cells by integer programme), and which
+    bounds an integer programme could not prove in time.
 
-    ``verdict_only`` (with ``reference``): every optimal point is a feasible point for *all* variables; a
-    variable it already shows above k and at least EXACT_MARGIN from its reference value cannot be pinned,
-    so it needs no LP (see AttackModel.intervals).
+    ``reference`` (a feasible point, the truth): a maximum that proves safety (lp_model.safe_by_point) makes
+    the minimum unnecessary. ``verdict_only`` (with ``reference``): every optimal point is a feasible point
+    for *all* variables; a variable it already proves safe needs no LP (see AttackModel.intervals).
+    ``names`` / ``cache``: reuse of integer programmes across calls (lp_model.BoundsModel).
     """
     n = a_eq.shape[1]
+    unproved = np.zeros(n, dtype=bool)
     if a_eq.shape[0] == 0:
-        return floor.astype(float).copy(), np.full(n, np.inf)
-    model = BoundsModel(a_eq, b_eq, floor)
+        return floor.astype(float).copy(), np.full(n, np.inf), unproved
+    model = BoundsModel(a_eq, b_eq, floor, names=names, cache=cache)
     low = floor.astype(float).copy()
     high = np.full(n, np.inf)
     witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
     for j in range(n):
-        if (
-            verdict_only
-            and reference is not None
-            and witnessed[j] > k + SMALL_TOLERANCE
-            and witnessed[j] >= reference[j] + EXACT_MARGIN
-        ):
-            high[j], low[j] = witnessed[j], floor[j]  # safe: a feasible point above k, away from the truth
+        if verdict_only and reference is not None and safe_by_point(witnessed[j], reference[j], k):
+            # safe: a feasible point far enough above k and the truth; its value, not the maximum, is kept
+            high[j], low[j] = np.floor(witnessed[j] + INTEGER_EPS), floor[j]
             continue
-        for maximise, out in ((True, high), (False, low)):
-            if not maximise and reference is not None and (high[j] > k and high[j] >= reference[j] + EXACT_MARGIN):
-                out[j] = floor[j]  # the maximum already proves safety; the minimum is not needed to decide
-                continue
-            value = model.bound(j, maximise=maximise)
-            if value is not None:
-                out[j] = value
-                if verdict_only:
-                    np.maximum(witnessed, model.point(), out=witnessed)
-            # None (unbounded): the attacker learns no bound in that direction (initial value stands)
-    return low, high
+        upper = model.bound(j, maximise=True)
+        high[j] = np.inf if upper is None else upper  # None (unbounded): the attacker learns no upper bound
+        if upper is not None and verdict_only:
+            np.maximum(witnessed, model.point(), out=witnessed)
+        if reference is not None and safe_by_point(high[j], reference[j], k):
+            low[j], high[j] = floor[j], np.floor(high[j] + INTEGER_EPS)  # the minimum is not needed to decide
+            continue
+        lower = model.bound(j, maximise=False)
+        if lower is not None:
+            low[j] = lower
+            if verdict_only:
+                np.maximum(witnessed, model.point(), out=witnessed)
+        if verdict_only and reference is not None:  # the same verdict, by feasibility programmes
+            interval = model.verdict(j, low[j], high[j], k, float(reference[j]))
+        else:
+            interval = model.decide(j, low[j], high[j], k)
+        low[j], high[j], unproved[j] = interval.lower, interval.upper, not interval.proved
+    return low, high, unproved
 
 
 def audit(

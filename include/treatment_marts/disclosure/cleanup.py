@@ -11,8 +11,9 @@ population). `Certifier` makes a move cheap. It keeps feasible points of the att
 for the hidden cells that satisfy every published relation, above the floor the attacker knows), stored
 less the truth t, so each is a direction d with E d = 0. Publishing a cell fixes its value: a convex
 combination of a point above its true value and one below is a feasible point at it. A cell that some
-point moves at least half a unit above its true value, and above k, is provably not pinned (its interval
-holds both values), so only the remaining cells get an LP, and every LP solution is a new point. The
+point moves at least two units above its true value, and to k + 2 or more, is safe under the audit's
+integer verdict (lp_model.safe_by_point: its tightened interval is not borderline), so only the remaining
+cells get an LP (and, if borderline, an integer programme), and every LP solution is a new point. The
 verdict is the audit's, cell for cell (tests/disclosure/test_cleanup.py): both solve the one bounds model of
 lp_model.py. The finished pattern still goes through the independent audit (audit.py) once more
 (protect.py), and if that ever disagreed the greedy pattern is kept.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from treatment_marts.disclosure.lattice import Lattice
-from treatment_marts.disclosure.lp_model import EXACT_MARGIN, BoundsModel, disclosed, relation_matrix
+from treatment_marts.disclosure.lp_model import BoundsModel, IntegerCache, disclosed, relation_matrix, safe_by_point
 from treatment_marts.disclosure.secondary import Suppressor, settle
 from treatment_marts.disclosure.tables import ProtectionError
 
@@ -50,6 +51,11 @@ class Certifier:
         self.relations = relation_matrix(lattice.relations, len(lattice.counts)).tocsc()
         self.columns = np.zeros(0, dtype=np.int64)
         self.points = np.zeros((0, 0))
+        # Integer feasible points less the truth, over every cell (zero where the cell was published): valid
+        # for any mask that publishes only cells they leave at zero, they prove integer verdicts that the
+        # real-valued points above cannot (a value of k + 1 that some integer table really has).
+        self.integer_points = np.zeros((0, len(lattice.counts)))
+        self.integer_cache: IntegerCache = {}  # integer programmes by system (lp_model.BoundsModel)
         self.lp_solves = 0
 
     @staticmethod
@@ -102,45 +108,50 @@ class Certifier:
             rise = np.where(points > 0, step[:, None] * points, 0.0)
         return np.nan_to_num(rise, nan=0.0, posinf=np.inf).max(axis=0)
 
+    def _integer_safe(self, columns: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Cells of ``columns`` some integer point (valid for the mask) proves safe: a second integer value
+        besides the truth, and one above k."""
+        if not len(points):
+            return np.zeros(len(columns), dtype=bool)
+        off = np.ones(points.shape[1], dtype=bool)
+        off[columns] = False
+        d = points[~(points[:, off] != 0).any(axis=1)][:, columns]
+        truth = self.truth[columns]
+        return ((d != 0) & (np.maximum(truth, truth + d) >= self.k + 1)).any(axis=0)
+
+    def _integer_point(self, columns: np.ndarray, values: np.ndarray) -> np.ndarray | None:
+        """``values`` (over ``columns``, NaN = at the truth) less the truth over every cell, if integral."""
+        values = np.where(np.isnan(values), self.truth[columns], values)
+        rounded = np.round(values)
+        if np.abs(values - rounded).max(initial=0.0) > 1e-9:
+            return None
+        point = np.zeros(len(self.truth))
+        point[columns] = rounded - self.truth[columns]
+        return point
+
     def _safe(self, reach: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        return (reach >= EXACT_MARGIN + 1e-6) & (truth + reach > self.k + 1e-6)
+        """Cells whose reach proves the audit's verdict safe without an LP (lp_model.safe_by_point)."""
+        return safe_by_point(truth + reach, truth, self.k)
 
     def _solve(self, columns: np.ndarray, reach: np.ndarray) -> tuple[list[int], np.ndarray]:
-        """Exact bounds (lp_model.BoundsModel, as the audit solves them) for the cells ``reach`` does not prove safe
-        (positions in ``columns``): the disclosed ones, and each maximising point (less the truth) to keep.
-        Each new point raises the reach of every cell it moves, so later cells often need no LP."""
-        truth, floor = self.truth[columns], self.floor[columns]
-        if self._safe(reach, truth).all():
+        """Exact bounds (lp_model.BoundsModel, as the audit solves them) for the cells the stored points do
+        not prove safe (positions in ``columns``): the disclosed ones, and each maximising point (less the
+        truth) to keep. Each new point raises the reach of every cell it moves, and each integral solution
+        joins the integer points, so later cells often need no LP."""
+        truth = self.truth[columns]
+        proven = self._integer_safe(columns, self.integer_points)
+        if (self._safe(reach, truth) | proven).all():
             return [], np.zeros((0, len(columns)))
-        sub = self.relations[:, columns]
-        used = np.unique(sub.nonzero()[0])
-        sub = sub[used, :].tocsc()
-        n = len(columns)
-        model = BoundsModel(sub, sub @ truth, floor)
-        found_disclosed: list[int] = []
-        found: list[np.ndarray] = []
-        for j in (int(j) for j in np.flatnonzero(~self._safe(reach, truth))):
-            if self._safe(reach[j : j + 1], truth[j : j + 1])[0]:
+        state = _Solve(self, columns, reach, proven)
+        for j in (int(j) for j in np.flatnonzero(~(self._safe(reach, truth) | proven))):
+            if state.proven[j] or self._safe(state.reach[j : j + 1], truth[j : j + 1])[0]:
                 continue
-            upper, lower = np.inf, float(floor[j])
-            for maximise in (True, False):
-                if not maximise and upper > self.k and upper >= truth[j] + EXACT_MARGIN:
-                    break  # the maximum already proves safety
-                value = model.bound(j, maximise=maximise)
-                if value is None:
-                    continue  # unbounded: no bound in that direction (the initial value stands)
-                if maximise:
-                    upper = value
-                    point = model.point() - truth
-                    point[np.abs(point) <= NOISE * (1 + np.abs(point).max(initial=0.0))] = 0.0
-                    found.append(point)
-                    reach = np.maximum(reach, self._reach(found[-1][None, :], truth, floor))
-                else:
-                    lower = value
-            if disclosed(lower, upper, self.k):
-                found_disclosed.append(int(columns[j]))
-        self.lp_solves += model.solves
-        return found_disclosed, np.array(found).reshape(-1, n)
+            if state.pinned_or_small(j):
+                state.disclosed.append(int(columns[j]))
+        if state.integer:
+            self.integer_points = np.vstack([np.array(state.integer), self.integer_points])[:200]  # newest first
+        self.lp_solves += state.model.solves + state.model.integer_solves
+        return state.disclosed, np.array(state.found).reshape(-1, len(columns))
 
     def exposed(self, mask: np.ndarray) -> list[int]:
         """Cells of ``mask`` the attacker can pin, in key order (the suppressor's `Exposure`); a mask that
@@ -152,6 +163,53 @@ class Certifier:
             self.columns = columns
             self.points = np.vstack([found, points])[: max(200, 2 * len(columns))]  # newest first
         return sorted(disclosed, key=lambda c: self.lattice.keys[c])
+
+
+class _Solve:
+    """One `Certifier._solve` over the cells of a mask: the bounds model and what its solutions prove."""
+
+    def __init__(self, certifier: Certifier, columns: np.ndarray, reach: np.ndarray, proven: np.ndarray) -> None:
+        self.certifier = certifier
+        self.columns, self.reach, self.proven = columns, reach, proven
+        self.truth, self.floor = certifier.truth[columns], certifier.floor[columns]
+        sub = certifier.relations[:, columns]
+        sub = sub[np.unique(sub.nonzero()[0]), :].tocsc()
+        self.model = BoundsModel(sub, sub @ self.truth, self.floor, names=columns, cache=certifier.integer_cache)
+        self.disclosed: list[int] = []
+        self.found: list[np.ndarray] = []  # maximising points less the truth (real-valued)
+        self.integer: list[np.ndarray] = []  # integral solutions less the truth, over every cell
+
+    def learn(self, values: np.ndarray) -> None:
+        """Keep an integral solution as an integer point and mark the cells it proves safe."""
+        point = self.certifier._integer_point(self.columns, values)
+        if point is not None:
+            self.integer.append(point)
+            self.proven = self.proven | self.certifier._integer_safe(self.columns, point[None, :])
+
+    def pinned_or_small(self, j: int) -> bool:
+        """The audit's verdict on cell ``j``: LP bounds (the minimum only if the maximum does not already
+        prove safety), then the integer verdict (lp_model.BoundsModel.verdict: the truth is an integer point)."""
+        k = self.certifier.k
+        upper, lower = np.inf, float(self.floor[j])
+        for maximise in (True, False):
+            if not maximise and safe_by_point(upper, self.truth[j], k):
+                return False  # the maximum already proves safety
+            value = self.model.bound(j, maximise=maximise)
+            if value is None:
+                continue  # unbounded: no bound in that direction (the initial value stands)
+            self.learn(self.model.point())
+            if maximise:
+                upper = value
+                point = self.model.point() - self.truth
+                point[np.abs(point) <= NOISE * (1 + np.abs(point).max(initial=0.0))] = 0.0
+                self.found.append(point)
+                self.reach = np.maximum(self.reach, self.certifier._reach(point[None, :], self.truth, self.floor))
+            else:
+                lower = value
+        interval = self.model.verdict(j, lower, upper, k, float(self.truth[j]))
+        for witness in interval.witnesses:
+            self.learn(witness)
+        return not interval.proved or bool(disclosed(interval.lower, interval.upper, k))
 
 
 def releasable(suppressor: Suppressor) -> list[int]:

@@ -5,8 +5,9 @@ No relation may hold exactly one suppressed cell, and the suppressed cells of a 
 total must hold enough individuals that none of them can be shown to be k or fewer (the *protection
 interval*: upper bound > k). Complementary cells are chosen to hide the fewest individuals, inner cells
 before margins, the grand total last, with deterministic tie-breaks. The relation rule is necessary, not
-sufficient: `settle` then asks an attacker (an `Exposure`: the audit's LP, or the clean-up's incremental
-version of it) which cells it can still pin, and widens around each until it pins none.
+sufficient: `settle` then asks an attacker (an `Exposure`: the audit's integer-valid verdict, or the
+clean-up's incremental version of it) which cells it can still pin or prove small, and widens around each
+until it finds none.
 """
 
 from __future__ import annotations
