@@ -19,7 +19,6 @@ reading it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -35,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from treatment_marts.core.faults import fault_point
+from treatment_marts.core.locks import exclusive_lock
 from treatment_marts.core.settings import Settings
 from treatment_marts.publish.errors import PublishError
 
@@ -130,14 +130,8 @@ def remove(folders: Iterable[Path]) -> None:
 def publish_lock(settings: Settings) -> Iterator[None]:
     """One publisher per data root at a time (released by the kernel if the process dies)."""
     make_dir(settings.restricted_dir, 0o700)
-    lock_path = settings.restricted_dir / ".publish.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(settings.restricted_dir / ".publish.lock"):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 @dataclass(frozen=True)
