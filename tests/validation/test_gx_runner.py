@@ -149,3 +149,17 @@ def test_gx_does_not_keep_the_batch_after_the_run(
         o for o in gc.get_objects() if isinstance(o, (pd.Series, pd.DataFrame)) and len(o) == rows and o is not good
     ]
     assert not kept, f"{len(kept)} row-level pandas objects outlive the validation"
+
+
+def test_a_validation_logs_a_summary_not_gx_noise(
+    good: pd.DataFrame, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        validate_extract(good, period=PERIOD, settings=settings, run_id="quiet", source="quiet.csv")
+    gx_info = [r for r in caplog.records if r.name.startswith("great_expectations") and r.levelno < logging.WARNING]
+    ours = [r for r in caplog.records if r.name.startswith("treatment_marts")]
+    assert gx_info == [], f"{len(gx_info)} GX INFO lines, e.g. {gx_info[0].getMessage()[:100]}"
+    assert ours and any("expectations" in r.getMessage() for r in ours)
+    assert len(caplog.records) < 40
