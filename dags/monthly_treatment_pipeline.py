@@ -24,7 +24,9 @@ one run per month of adult drug and alcohol treatment extracts.
   `publish` write to the warehouse and run in the pool `warehouse`, which bounds its connections.
 * **IG approval.** When operations.yaml (per `TREATMENT_MARTS_ENVIRONMENT`) or `TREATMENT_MARTS_IG_APPROVAL`
   asks for it, `ig_approval` (human-in-the-loop) holds publication until an IG reviewer approves, showing
-  the disclosure summary; a rejection publishes nothing and records who and why (`approval.json`).
+  the disclosure summary, to the users named in `TREATMENT_MARTS_IG_REVIEWERS` only; the user who
+  triggered the run cannot approve it. A rejection publishes nothing, records who and why
+  (`approval.json`) and ends the run **failed**.
 * **Downstream.** `publish` updates the asset `treatment_marts_public_marts` (event extra: period, run id,
   marts, areas left out) so consumers can schedule on it.
 
@@ -46,7 +48,13 @@ from airflow.sdk import Asset, Connection, Param, TriggerRule, dag, get_current_
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from treatment_marts.ops.dag_support import RunContext, deployment_operations, fails_at_once, send
+from treatment_marts.ops.dag_support import (
+    RunContext,
+    deployment_operations,
+    fails_at_once,
+    ig_reviewer_users,
+    send,
+)
 from treatment_marts.ops.policy import approval_required
 
 log = logging.getLogger(__name__)
@@ -125,14 +133,18 @@ def _on_published(context) -> None:
 
 
 class IGApprovalOperator(ApprovalOperator):
-    """ApprovalOperator that records the IG decision (who, when, why) in the restricted run record and
-    alerts on a rejection. On Reject the parent skips `publish`, so nothing is published."""
+    """ApprovalOperator that records the IG decision (who, when, why) in the restricted run record. A
+    rejection, or an approval by the user who triggered the run (or by someone not an IG reviewer), fails
+    this task with the reason: `publish` never runs and the run ends failed, with an alert."""
 
     def execute_complete(self, context, event: dict[str, Any]) -> Any:
         from treatment_marts.ops.dag_tasks import record_ig_decision
 
-        if record_ig_decision(_run(context), event, self.REJECT):
-            _notify(context, "rejected", {"decision": "IG rejected the release; nothing published"})
+        triggered_by = getattr(context.get("dag_run"), "triggering_user_name", None)
+        problem = record_ig_decision(_run(context), event, self.REJECT, triggered_by)
+        if problem:
+            _notify(context, "rejected", {"decision": problem})
+            raise AirflowFailException(problem)
         return super().execute_complete(context, event)
 
 
@@ -250,7 +262,12 @@ def monthly_treatment_pipeline():
             task_id="ig_approval",
             subject="IG approval: publish treatment marts for {{ ti.xcom_pull(task_ids='protect')['period'] }}?",
             body="{{ ti.xcom_pull(task_ids='protect')['approval_body'] }}",
-            params={"comment": Param("", type="string", title="Reason (required to reject)")},
+            params={
+                "comment": Param(
+                    None, type=["null", "string"], title="Reason", description="Why, when you reject (recorded)"
+                )
+            },
+            assigned_users=ig_reviewer_users(),  # only IG reviewers see and answer the gate
             response_timeout=timedelta(hours=OPERATIONS.approval.response_timeout_hours),
         )
         protected >> gate >> published

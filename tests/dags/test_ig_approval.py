@@ -100,7 +100,8 @@ def test_rejection_publishes_nothing_and_records_who_and_why(
     dag_run, states, outcome = run_gated(
         gated_dag_folder, tmp_path, "Reject", "suppression of Exborough looks too thin"
     )
-    assert states["ig_approval"] == "success" and states["publish"] == "skipped", states
+    assert states["ig_approval"] == "failed" and states["publish"] == "upstream_failed", states
+    assert str(dag_run.state) == "failed", "a rejected release ends the run failed, never green"
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists(), "nothing published"
     record = approval_record(tmp_path)
     assert record["decision"] == "Reject" and record["by"] == REVIEWER

@@ -56,3 +56,66 @@ def test_data_errors_fail_at_once_and_io_errors_are_retried() -> None:
 
     assert fails_at_once(ExtractError("bad file")) and fails_at_once(ValueError("bad period"))
     assert not fails_at_once(OSError("disk full")) and not fails_at_once(ConnectionError("warehouse down"))
+
+
+def test_a_run_dated_in_an_unfinished_month_processes_the_last_complete_month() -> None:
+    """The trigger form's default logical date is now: its month has not closed, its extracts are not in."""
+    from datetime import date, datetime
+
+    from treatment_marts.ops.dag_support import run_period
+
+    today = date(2026, 12, 1)
+    assert run_period({}, datetime(2026, 12, 1, 13, 5), None, today=today) == "2026-11"
+    assert run_period({}, datetime(2027, 2, 1), None, today=today) == "2026-11"
+    assert run_period({}, datetime(2026, 11, 1), None, today=today) == "2026-11"  # the scheduled run
+    assert run_period({"period": "2026-12"}, None, None, today=today) == "2026-12"  # said explicitly
+
+
+def _decision(tmp_path, monkeypatch, chosen: str, by: str, triggered_by: str | None, comment: str = ""):
+    from treatment_marts.core.ids import Period, RunId
+    from treatment_marts.core.settings import Settings
+    from treatment_marts.ops.dag_support import RunContext
+    from treatment_marts.ops.dag_tasks import record_ig_decision
+
+    monkeypatch.setenv("TREATMENT_MARTS_IG_REVIEWERS", "ig.reviewer, second.reviewer")
+    run = RunContext(Settings.from_env(data_root=tmp_path / "data"), Period.parse("2024-03"), RunId.parse("run_1"))
+    event = {
+        "chosen_options": [chosen],
+        "responded_by_user": {"id": by, "name": by},
+        "responded_at": "2026-12-01T12:00:00+00:00",
+        "params_input": {"comment": comment},
+    }
+    return record_ig_decision(run, event, "Reject", triggered_by)
+
+
+def test_an_ig_reviewer_approves_without_a_reason(tmp_path, monkeypatch) -> None:
+    assert _decision(tmp_path, monkeypatch, "Approve", "ig.reviewer", triggered_by="engineer") is None
+
+
+def test_the_user_who_triggered_the_run_cannot_approve_it(tmp_path, monkeypatch) -> None:
+    import json
+
+    problem = _decision(tmp_path, monkeypatch, "Approve", "ig.reviewer", triggered_by="ig.reviewer")
+    assert problem and "separation of duties" in problem
+    record = json.loads((tmp_path / "data" / "restricted" / "runs" / "run_1" / "approval.json").read_text())
+    assert record["decision"].startswith("refused approval") and record["by"] == "ig.reviewer"
+
+
+def test_only_a_named_ig_reviewer_can_approve(tmp_path, monkeypatch) -> None:
+    problem = _decision(tmp_path, monkeypatch, "Approve", "admin", triggered_by="engineer")
+    assert problem and "not an IG reviewer" in problem
+
+
+def test_a_rejection_is_a_failure_with_its_reason(tmp_path, monkeypatch) -> None:
+    problem = _decision(tmp_path, monkeypatch, "Reject", "ig.reviewer", "engineer", comment="too thin")
+    assert problem == "IG reviewer ig.reviewer rejected the release of 2024-03: too thin"
+    assert "no reason given" in _decision(tmp_path, monkeypatch, "Reject", "ig.reviewer", "engineer")
+
+
+def test_the_gate_is_assigned_to_the_reviewers(monkeypatch) -> None:
+    from treatment_marts.ops.dag_support import ig_reviewer_users
+
+    monkeypatch.setenv("TREATMENT_MARTS_IG_REVIEWERS", "ig.reviewer")
+    assert ig_reviewer_users() == [{"id": "ig.reviewer", "name": "ig.reviewer"}]
+    monkeypatch.delenv("TREATMENT_MARTS_IG_REVIEWERS")
+    assert ig_reviewer_users() is None

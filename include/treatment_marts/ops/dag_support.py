@@ -9,16 +9,17 @@ Nothing heavy (no pandas, no GX) is imported, so the DAG files stay cheap to par
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from treatment_marts.core.ids import Period, RunId
 from treatment_marts.core.settings import ENV_CONFIG_DIR, REPO_DIR, Settings, env_path
 from treatment_marts.ops.notify import RunSummary, notify
-from treatment_marts.ops.policy import OperationsConfig, load_operations
+from treatment_marts.ops.policy import OperationsConfig, expected_period, load_operations
 
 ALERT_WEBHOOK_CONN = "treatment_marts_webhook"  # optional Airflow connection: host (or extra "url") = webhook URL
 ALERT_SMTP_CONN = "treatment_marts_smtp"  # optional: host, port; extra {"sender": ..., "recipients": [...]}
@@ -87,17 +88,27 @@ def deployment_operations() -> OperationsConfig:
     return load_operations(env_path(ENV_CONFIG_DIR, REPO_DIR / "include" / "config"))
 
 
-def run_period(params: dict[str, Any], logical_date: datetime | None, data_interval_start: datetime | None) -> Period:
+def run_period(
+    params: dict[str, Any],
+    logical_date: datetime | None,
+    data_interval_start: datetime | None,
+    today: date | None = None,
+) -> Period:
     """The month a DAG run processes: the `period` param, else the month of the logical date.
 
     Scheduled and backfill runs: logical date == start of the data interval == the month processed.
-    Manual runs with a logical date: that month. Runs triggered without a logical date: the data interval.
+    Manual runs with a logical date: that month -- unless it has not closed yet: the trigger form's default
+    logical date is *now*, and a month's extracts arrive only after it ends, so a run dated in the current
+    (or a later) month processes the last complete month. Runs without a logical date: the data interval.
     """
     if params.get("period"):
         return Period.parse(params["period"])
     when = logical_date or data_interval_start
     if when is None:
         raise ValueError("the run has neither a period param, a logical date nor a data interval")
+    today = today or datetime.now(UTC).date()
+    if (when.year, when.month) >= (today.year, today.month):
+        return Period.parse(expected_period(today))
     return Period.of(when)
 
 
@@ -140,3 +151,16 @@ class RunContext:
             period=run_period(params, logical_date, data_interval_start),
             run_id=run_id_of(airflow_run_id),
         )
+
+
+ENV_IG_REVIEWERS = "TREATMENT_MARTS_IG_REVIEWERS"
+
+
+def ig_reviewers() -> list[str]:
+    """Airflow user names of the IG reviewers (`TREATMENT_MARTS_IG_REVIEWERS`, comma-separated); empty = any."""
+    return [name.strip() for name in os.environ.get(ENV_IG_REVIEWERS, "").split(",") if name.strip()]
+
+
+def ig_reviewer_users() -> list[dict[str, str]] | None:
+    """The HITL `assigned_users` of the approval gate: only these users may respond (None = not restricted)."""
+    return [{"id": name, "name": name} for name in ig_reviewers()] or None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from treatment_marts.ops.dag_support import RunContext, extract_location
+from treatment_marts.ops.dag_support import RunContext, extract_location, ig_reviewers
 
 
 def plan(run: RunContext, extract_param: str | None) -> list[dict[str, Any]]:
@@ -87,18 +87,37 @@ def left_out_message(published: dict[str, Any]) -> str | None:
     )
 
 
-def record_ig_decision(run: RunContext, event: dict[str, Any], reject: str) -> bool:
-    """Record the HITL response (who, when, why) in the run record; True when the release was rejected."""
+def record_ig_decision(
+    run: RunContext, event: dict[str, Any], reject: str, triggered_by: str | None = None
+) -> str | None:
+    """Record the HITL response (who, when, why) in the run record; the reason publication must not go
+    ahead, or None when an IG reviewer approved.
+
+    Separation of duties, checked here whatever the UI allowed: the user who triggered the run cannot
+    approve it, and when `TREATMENT_MARTS_IG_REVIEWERS` names the reviewers only they can. A rejection needs
+    no more than a click, but is recorded with its reason (or that none was given); each of these ends the
+    run failed, so a refused release never looks green.
+    """
     from treatment_marts.pipeline.summary import record_approval
 
     chosen = (event.get("chosen_options") or ["?"])[0]
     user = event.get("responded_by_user") or {}
+    by = str(user.get("name") or user.get("id") or "unknown")
+    comment = str((event.get("params_input") or {}).get("comment") or "")
+    reviewers = ig_reviewers()
+    problem = None
+    if chosen == reject:
+        problem = f"IG reviewer {by} rejected the release of {run.period}: {comment or 'no reason given'}"
+    elif triggered_by and by == triggered_by:
+        problem = f"{by} triggered this run and cannot approve it (separation of duties): nothing published"
+    elif reviewers and by not in reviewers:
+        problem = f"{by} is not an IG reviewer (TREATMENT_MARTS_IG_REVIEWERS) and cannot approve: nothing published"
     record_approval(
         run.settings,
         run.run_id,
-        decision=chosen,
-        by=str(user.get("name") or user.get("id") or "unknown"),
+        decision=chosen if problem is None or chosen == reject else f"refused approval by {by}",
+        by=by,
         at=str(event.get("responded_at")),
-        comment=str((event.get("params_input") or {}).get("comment") or ""),
+        comment=comment,
     )
-    return bool(chosen == reject)
+    return problem
