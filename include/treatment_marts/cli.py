@@ -29,6 +29,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
     from treatment_marts.deidentify.recode import RecodeError
     from treatment_marts.ingest.land import ExtractError
     from treatment_marts.marts.builder import MartBuildError
+    from treatment_marts.pipeline.record import PeriodBusy
     from treatment_marts.pipeline.validate import DriftCheckFailed
 
     errors: list[type[BaseException]] = [
@@ -38,6 +39,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
         MartBuildError,
         RecodeError,
         DriftCheckFailed,
+        PeriodBusy,
     ]
     for module, name in (
         ("treatment_marts.validation.gx_runner", "ValidationFailed"),

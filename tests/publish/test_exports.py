@@ -66,7 +66,8 @@ def test_rewriting_a_period_replaces_it_whole(tmp_path: Path) -> None:
     write_exports(settings, marts={"a": mart(), "b": mart()}, **args)
     target = write_exports(settings, marts={"a": mart()}, **args)
     assert sorted(p.name for p in (target / "csv").iterdir()) == ["a.csv"]
-    assert not list(target.parent.glob(".*"))
+    assert target.is_symlink(), "swapped whole: the period's link moves to the new version"
+    assert not list(target.parent.glob(".period=*")), "no staging folder left behind"
 
 
 # --- formula injection: every variant, every column type, both formats ----------------------------------

@@ -37,10 +37,12 @@ def protect_accepted(run: RunContext, expected_areas: list[str] | None) -> dict[
     from treatment_marts.ops.policy import approval_body
     from treatment_marts.pipeline.areas import accept_areas
     from treatment_marts.pipeline.protect import protect
+    from treatment_marts.pipeline.record import period_lock
     from treatment_marts.pipeline.summary import disclosure_summary
 
-    accepted = accept_areas(run.settings, run.period, run.run_id, expected_areas=expected_areas)
-    result = protect(run.settings, run.period, run.run_id, accepted.landed_paths)
+    with period_lock(run.settings, run.period):  # no other run of the month protects or publishes meanwhile
+        accepted = accept_areas(run.settings, run.period, run.run_id, expected_areas=expected_areas)
+        result = protect(run.settings, run.period, run.run_id, accepted.landed_paths)
     summary = disclosure_summary(result.staged_dir, accepted.excluded)
     return {
         **result.to_dict(),
@@ -54,9 +56,11 @@ def publish_protected(run: RunContext, protected: dict[str, Any]) -> dict[str, A
     """Publish the staged release `protect_accepted` described; the asset event's extra and the XCom."""
     from treatment_marts.pipeline.protect import ProtectResult
     from treatment_marts.pipeline.publish import publish
+    from treatment_marts.pipeline.record import period_lock
 
     staged = ProtectResult.from_dict(protected)
-    result = publish(run.settings, staged.period, staged.run_id, staged.staged_dir)
+    with period_lock(run.settings, staged.period):
+        result = publish(run.settings, staged.period, staged.run_id, staged.staged_dir)
     return {
         "period": str(result.period),
         "run_id": str(result.run_id),

@@ -43,7 +43,7 @@ class PublishedRelease:
 def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str | Path) -> PublishedRelease:
     """Publish the staged, audited release: public marts (Parquet + warehouse) and the restricted log."""
     period, run_id = checked(period, run_id)
-    from treatment_marts.publish.exports import write_exports
+    from treatment_marts.publish.exports import write_export_files
     from treatment_marts.publish.ig_report import write_ig_report
     from treatment_marts.publish.release import publish_release
 
@@ -52,22 +52,25 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
     marts = {p.stem: pd.read_parquet(p) for p in sorted((staged / "marts").glob("*.parquet"))}
     log = pd.read_parquet(staged / "suppression_log.parquet")
     left_out = set(manifest.get("areas_left_out", []))  # no workbook for an area not in the release
-    result = publish_release(
-        settings, period=period, run_id=run_id, marts=marts, suppression_log=log, manifest=manifest
-    )
-    report = write_ig_report(settings, period=period, run_id=run_id, staged_dir=staged)
     rules = load_rules(settings.config_dir)
     definitions = {d.name: d for d in load_marts(settings.config_dir).marts}
-    exports = write_exports(
-        settings,
-        period=period,
-        marts=marts,
-        titles={name: definitions[name].title for name in marts if name in definitions},
-        caveats={name: definitions[name].caveats for name in marts if name in definitions},
-        areas=[a.name for a in load_areas(settings.config_dir).areas if a.name not in left_out],
-        manifest=manifest,
-        marker=rules.disclosure.suppressed_marker,
+
+    def exports(folder: Path) -> None:  # staged and swapped with the release (publish_release)
+        write_export_files(
+            folder,
+            period=period,
+            marts=marts,
+            titles={name: definitions[name].title for name in marts if name in definitions},
+            caveats={name: definitions[name].caveats for name in marts if name in definitions},
+            areas=[a.name for a in load_areas(settings.config_dir).areas if a.name not in left_out],
+            manifest=manifest,
+            marker=rules.disclosure.suppressed_marker,
+        )
+
+    result = publish_release(
+        settings, period=period, run_id=run_id, marts=marts, suppression_log=log, manifest=manifest, exports=exports
     )
+    report = write_ig_report(settings, period=period, run_id=run_id, staged_dir=staged)
     return PublishedRelease(
         period=period,
         run_id=run_id,
@@ -75,5 +78,5 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
         manifest=result.manifest_path,
         suppression_log=result.suppression_log_path,
         ig_report=Path(report),
-        exports=Path(exports),
+        exports=result.exports_path or settings.public_dir / "exports" / f"period={period}",
     )

@@ -6,7 +6,11 @@ retried task, the governance page and an IG reviewer read the same facts the sta
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +52,45 @@ def accepted_extract(settings: Settings, period: Period) -> pd.DataFrame | None:
         return None
     paths = read_json(pointer)["landed_paths"]
     return pd.concat([read_landed(p) for p in paths], ignore_index=True)
+
+
+class PeriodBusy(RuntimeError):
+    """Another run of the same period holds the period's lock."""
+
+
+_HELD: dict[Path, int] = {}  # lock files this process holds, with their depth (the lock is re-entrant)
+
+
+@contextlib.contextmanager
+def period_lock(settings: Settings, period: Period | str) -> Iterator[None]:
+    """One run of a period at a time under a data root: a second run fails at once, before it writes.
+
+    Why: two runs of a month interleaving their stages would accept one run's extract and publish the
+    other's marts. The lock is a ``flock`` on ``restricted/locks/period=P.lock`` (released by the kernel
+    if the process dies); re-entrant within a process, so `run_period` and the stages it calls share it.
+    """
+    path = settings.restricted_dir / "locks" / f"period={Period.parse(period)}.lock"
+    if path in _HELD:
+        _HELD[path] += 1
+        try:
+            yield
+        finally:
+            _HELD[path] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise PeriodBusy(
+            f"another run of {period} is in progress under {settings.data_root} (it holds {path}); "
+            "wait for it to finish, then re-run"
+        ) from None
+    _HELD[path] = 1
+    try:
+        yield
+    finally:
+        del _HELD[path]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -15,6 +15,7 @@ from treatment_marts.core.settings import Settings
 from treatment_marts.pipeline.land import LandResult, land
 from treatment_marts.pipeline.protect import ProtectResult, protect
 from treatment_marts.pipeline.publish import PublishedRelease, publish
+from treatment_marts.pipeline.record import period_lock
 from treatment_marts.pipeline.validate import ValidateResult, validate
 
 STAGES = ("land", "validate", "protect", "publish")
@@ -44,8 +45,19 @@ def run_period(
     *,
     around_stage: StageHook = _no_hook,
 ) -> PeriodRun:
-    """Land, validate, protect (the accepted files) and publish one period."""
+    """Land, validate, protect (the accepted files) and publish one period, holding the period's lock."""
     period, run_id = checked(period, run_id or new_run_id())
+    with period_lock(settings, period):
+        return _run_stages(settings, period, extract_paths, run_id, around_stage)
+
+
+def _run_stages(
+    settings: Settings,
+    period: Period,
+    extract_paths: list[str | Path] | str | Path,
+    run_id: RunId,
+    around_stage: StageHook,
+) -> PeriodRun:
     with around_stage("land"):
         landed = land(settings, period, extract_paths, run_id)
         fault_point("stage:after_land")

@@ -7,8 +7,8 @@ injection before it is written, whatever its origin.
 
 from __future__ import annotations
 
-import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -104,6 +104,31 @@ def _notes(
     return pd.DataFrame(lines, columns=["note", "text"]).map(neutralise_formula)
 
 
+def write_export_files(
+    folder: Path,
+    *,
+    period: str,
+    marts: dict[str, pd.DataFrame],
+    titles: dict[str, str],
+    caveats: dict[str, list[str]],
+    areas: list[str],
+    manifest: dict,
+    marker: str = "[c]",
+) -> None:
+    """Write the exports of a period into ``folder`` (empty): ``csv/<mart>.csv`` and ``<area>_<P>.xlsx``."""
+    (folder / "csv").mkdir(parents=True)
+    for name, frame in marts.items():
+        _presentable(frame, marker).to_csv(folder / "csv" / f"{name}.csv", index=False)
+    notes = _notes(period, manifest, titles, caveats, marker)
+    for area in areas:
+        safe_area = "".join(ch if ch.isalnum() else "_" for ch in area)
+        with pd.ExcelWriter(folder / f"{safe_area}_{period}.xlsx", engine="openpyxl") as writer:
+            notes.to_excel(writer, sheet_name="notes", index=False)
+            for name, frame in marts.items():
+                sheet = name[:31]  # Excel's sheet-name limit
+                _presentable(_for_area(frame, area), marker).to_excel(writer, sheet_name=sheet, index=False)
+
+
 def write_exports(
     settings: Settings,
     *,
@@ -115,28 +140,28 @@ def write_exports(
     manifest: dict,
     marker: str = "[c]",
 ) -> Path:
-    """Write exports/period=YYYY-MM/ (CSV per mart, XLSX per area) and swap it in whole."""
-    target = settings.public_dir / "exports" / f"period={period}"
-    staging = target.with_name(f".{target.name}.{manifest.get('run_id', 'run')}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    (staging / "csv").mkdir(parents=True)
-    for name, frame in marts.items():
-        _presentable(frame, marker).to_csv(staging / "csv" / f"{name}.csv", index=False)
-    notes = _notes(period, manifest, titles, caveats, marker)
-    for area in areas:
-        safe_area = "".join(ch if ch.isalnum() else "_" for ch in area)
-        with pd.ExcelWriter(staging / f"{safe_area}_{period}.xlsx", engine="openpyxl") as writer:
-            notes.to_excel(writer, sheet_name="notes", index=False)
-            for name, frame in marts.items():
-                sheet = name[:31]  # Excel's sheet-name limit
-                _presentable(_for_area(frame, area), marker).to_excel(writer, sheet_name=sheet, index=False)
-    previous = target.with_name(f".{target.name}.previous")
-    if previous.exists():
-        shutil.rmtree(previous)
-    if target.exists():
-        os.replace(target, previous)
-    os.replace(staging, target)
-    if previous.exists():
-        shutil.rmtree(previous)
+    """Exports on their own (a release stages them with its marts instead: publish_release(exports=...)):
+    written into a new version folder, then ``exports/period=YYYY-MM`` is swapped to it whole."""
+    from treatment_marts.publish.layout import make_dir, prune, swap_link
+
+    root = settings.public_dir / "exports"
+    folder = root / ".releases" / f"period={period}" / f"{manifest.get('run_id', 'run')}.{uuid.uuid4().hex[:12]}"
+    make_dir(folder, 0o755)
+    try:
+        write_export_files(
+            folder,
+            period=period,
+            marts=marts,
+            titles=titles,
+            caveats=caveats,
+            areas=areas,
+            manifest=manifest,
+            marker=marker,
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    target = root / f"period={period}"
+    swap_link(target, folder)
+    prune(folder.parent, folder.resolve())
     return target

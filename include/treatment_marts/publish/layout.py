@@ -5,6 +5,7 @@ Layout (``<root>`` is the data root, ``P`` the period ``YYYY-MM``)::
     public/marts/<mart>/period=P            -> symlink to .releases/period=P/<version>   (what readers open)
     public/marts/<mart>/.releases/period=P/<version>/data.parquet      the mart, one file
     public/marts/<mart>/.releases/period=P/<version>/_manifest.json    release manifest + this mart's rows/sha256
+    public/exports/period=P                 -> symlink to .releases/period=P/<version>   (CSV per mart, XLSX per area)
     public/releases/period=P/manifest.json                              release manifest (written last)
     restricted/suppression_log/period=P     -> symlink to .releases/period=P/<version>   (0o700 dirs)
     restricted/suppression_log/.releases/period=P/<version>/suppression_log.parquet   (0o600)
@@ -24,7 +25,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,10 @@ def publish_lock(settings: Settings) -> Iterator[None]:
         yield
 
 
+ExportWriter = Callable[[Path], None]
+"""Writes a release's exports (CSV, XLSX) into the empty folder it is given (the export version folder)."""
+
+
 @dataclass(frozen=True)
 class StagedRelease:
     """The new version folders of a release, written and fsynced, not yet linked."""
@@ -143,9 +148,10 @@ class StagedRelease:
     marts: dict[str, Path]  # mart name -> its version folder
     log_folder: Path
     sha256: dict[str, str]  # mart name -> sha256 of its data.parquet
+    exports: Path | None = None  # the exports' version folder, when the release has exports
 
     def folders(self) -> list[Path]:
-        return [*self.marts.values(), self.log_folder]
+        return [*self.marts.values(), self.log_folder, *([self.exports] if self.exports else [])]
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ class SwappedRelease:
     marts: dict[str, Path]  # mart name -> <mart>/period=P/data.parquet (through the link)
     manifest_path: Path
     suppression_log_path: Path
+    exports_path: Path | None  # public/exports/period=P (through the link)
 
 
 def _marts_root(settings: Settings) -> Path:
@@ -163,6 +170,26 @@ def _log_root(settings: Settings) -> Path:
     return settings.restricted_dir / "suppression_log"
 
 
+def _exports_root(settings: Settings) -> Path:
+    return settings.public_dir / "exports"
+
+
+def clean_stale_staging(settings: Settings) -> list[Path]:
+    """Remove what a crashed publish left half-written: export staging folders (``.period=P.<run>.tmp``,
+    ``.period=P.previous``, ``.period=P.replaced.<hex>``) and release-manifest temporaries. Run under the
+    publish lock, so no other publisher is writing them."""
+    stale = [
+        *_exports_root(settings).glob(".period=*"),
+        *(settings.public_dir / "releases").glob("period=*/.manifest.*.tmp"),
+    ]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
 def stage_release(
     settings: Settings,
     *,
@@ -171,11 +198,15 @@ def stage_release(
     frames: Mapping[str, pd.DataFrame],
     log_frame: pd.DataFrame,
     release_manifest: Mapping[str, Any],
+    exports: ExportWriter | None = None,
 ) -> StagedRelease:
-    """Write every mart's Parquet + manifest and the suppression log into new version folders. Nothing a
-    reader opens changes; on a file-system error the folders are removed and PublishError raised."""
+    """Write every mart's Parquet + manifest, the suppression log and the exports into new version
+    folders. Nothing a reader opens changes; on a failure the folders are removed (PublishError for a
+    file-system error; an export writer's own error is re-raised)."""
     staged: dict[str, Path] = {}
     sha256: dict[str, str] = {}
+    exports_folder = _exports_root(settings) / ".releases" / f"period={period}" / version
+    log_folder = _log_root(settings) / ".releases" / f"period={period}" / version
     try:
         for name in frames:
             folder = _marts_root(settings) / name / ".releases" / f"period={period}" / version
@@ -190,7 +221,6 @@ def stage_release(
                 "columns": list(frames[name].columns),
             }
             write_bytes(staged[name] / "_manifest.json", json_bytes(mart_manifest))
-        log_folder = _log_root(settings) / ".releases" / f"period={period}" / version
         private_tree(settings.restricted_dir, log_folder)
         write_parquet(log_frame, log_folder / "suppression_log.parquet", mode=0o600)
         write_bytes(
@@ -198,18 +228,32 @@ def stage_release(
             json_bytes({**release_manifest, "suppression_log_rows": int(len(log_frame))}),
             mode=0o600,
         )
+        if exports is not None:
+            make_dir(exports_folder, 0o755)
+            exports(exports_folder)
     except OSError as exc:
-        remove(staged.values())
+        remove([*staged.values(), log_folder, exports_folder])
         raise PublishError(
             f"staging the release under {settings.data_root} failed ({type(exc).__name__}: {exc.strerror}); "
             "nothing was published; free space / fix permissions and re-run"
         ) from None
-    return StagedRelease(period=period, version=version, marts=staged, log_folder=log_folder, sha256=sha256)
+    except BaseException:
+        remove([*staged.values(), log_folder, exports_folder])
+        raise
+    return StagedRelease(
+        period=period,
+        version=version,
+        marts=staged,
+        log_folder=log_folder,
+        sha256=sha256,
+        exports=exports_folder if exports is not None else None,
+    )
 
 
 def swap_release(settings: Settings, staged: StagedRelease, release_manifest: Mapping[str, Any]) -> SwappedRelease:
-    """Point every mart's ``period=P`` link at its new version, then the log's, then replace the release
-    manifest (written last: it names the run only once every link points at it); prune old versions."""
+    """Point every mart's ``period=P`` link at its new version, then the exports' and the log's, then
+    replace the release manifest (written last: it names the run only once every link points at it);
+    prune old versions."""
     period = staged.period
     published: dict[str, Path] = {}
     for index, (name, folder) in enumerate(staged.marts.items()):
@@ -219,6 +263,10 @@ def swap_release(settings: Settings, staged: StagedRelease, release_manifest: Ma
         if index == 0:
             fault_point("publish:mid_parquet_swap")
     fault_point("publish:after_parquet_swap")
+    exports_link = None
+    if staged.exports is not None:
+        exports_link = _exports_root(settings) / f"period={period}"
+        swap_link(exports_link, staged.exports)
     log_link = _log_root(settings) / f"period={period}"
     swap_link(log_link, staged.log_folder)
     manifest_dir = settings.public_dir / "releases" / f"period={period}"
@@ -231,6 +279,10 @@ def swap_release(settings: Settings, staged: StagedRelease, release_manifest: Ma
 
     for folder in staged.folders():
         prune(folder.parent, folder.resolve())
+    clean_stale_staging(settings)  # e.g. the plain exports folder of an older release, moved aside by swap_link
     return SwappedRelease(
-        marts=published, manifest_path=manifest_path, suppression_log_path=log_link / "suppression_log.parquet"
+        marts=published,
+        manifest_path=manifest_path,
+        suppression_log_path=log_link / "suppression_log.parquet",
+        exports_path=exports_link,
     )

@@ -4,8 +4,8 @@ The file layout (version folders, period links, the release manifest) is describ
 
 Order of a publish (under an exclusive lock file, one publisher per data root at a time):
 
-1. **stage**: every mart's Parquet + manifest and the suppression log are written (and fsynced) into new
-   version folders. Nothing a reader opens has changed.
+1. **stage**: every mart's Parquet + manifest and the suppression log (fsynced), and the exports, are
+   written into new version folders. Nothing a reader opens has changed.
 2. **warehouse**: the public marts, the ``releases`` row and the restricted ``suppression_log`` of the
    period are replaced (delete the period's rows, insert the new ones, tables/schemas created if absent).
 
@@ -20,7 +20,9 @@ Order of a publish (under an exclusive lock file, one publisher per data root at
    If the warehouse is down or the transaction fails, :class:`PublishError` is raised, the staged
    folders are removed and nothing public changes: never a Parquet-only release.
 3. **swap**: each ``period=P`` symlink is replaced by ``rename(2)`` of a new symlink over it, then the
-   suppression log's, then ``public/releases/period=P/manifest.json`` is replaced (also by rename).
+   exports' (staged in step 1 with the marts, so they move with the release), then the suppression
+   log's, then ``public/releases/period=P/manifest.json`` is replaced (also by rename). Stale staging
+   left by a crashed publish (``exports/.period=P.*``, manifest temporaries) is removed at the next one.
 
 Guarantee, precisely:
 
@@ -68,7 +70,15 @@ from treatment_marts.core.ids import InvalidIdentifier, Period, RunId
 from treatment_marts.core.settings import Settings
 from treatment_marts.publish.canonical import canonical_log, canonical_mart, identifier
 from treatment_marts.publish.errors import PublishError, warehouse_failure
-from treatment_marts.publish.layout import PARQUET_OPTIONS, publish_lock, remove, stage_release, swap_release
+from treatment_marts.publish.layout import (
+    PARQUET_OPTIONS,
+    ExportWriter,
+    clean_stale_staging,
+    publish_lock,
+    remove,
+    stage_release,
+    swap_release,
+)
 from treatment_marts.publish.public_facts import public_facts
 from treatment_marts.publish.warehouse import (
     WarehouseError,
@@ -96,6 +106,7 @@ class PublishResult:
     manifest_path: Path  # public/releases/period=P/manifest.json
     suppression_log_path: Path  # restricted/suppression_log/period=P/suppression_log.parquet
     warehouse_tables: list[str]  # public tables written (marts + releases); the log table is restricted
+    exports_path: Path | None = None  # public/exports/period=P, when the release has exports
 
 
 def _checked(period: str, run_id: str) -> tuple[Period, RunId]:
@@ -256,8 +267,12 @@ def publish_release(
     marts: Mapping[str, pd.DataFrame],
     suppression_log: pd.DataFrame,
     manifest: Mapping[str, Any],
+    exports: ExportWriter | None = None,
 ) -> PublishResult:
-    """Publish one period's release (module docstring: order, guarantee). Raises PublishError."""
+    """Publish one period's release (module docstring: order, guarantee). Raises PublishError.
+
+    ``exports`` writes the analyst exports into the folder it is given; they are staged and swapped with
+    the marts, so every public artefact of a release moves together or not at all."""
     period, run_id = _checked(period, run_id)
     period_text, run_text = str(period), str(run_id)
     if not marts:
@@ -271,6 +286,7 @@ def publish_release(
     log_frame = canonical_log(suppression_log, period_text, run_text)
 
     with publish_lock(settings):
+        clean_stale_staging(settings)
         release_manifest = _release_manifest(settings, manifest, period_text, run_text, frames)
         version = f"{run_text}.{uuid.uuid4().hex[:12]}"
         # 1. stage
@@ -281,6 +297,7 @@ def publish_release(
             frames=frames,
             log_frame=log_frame,
             release_manifest=release_manifest,
+            exports=exports,
         )
         release_manifest["data_sha256"] = staged.sha256
         fault_point("publish:after_staging")
@@ -309,4 +326,5 @@ def publish_release(
         manifest_path=swapped.manifest_path,
         suppression_log_path=swapped.suppression_log_path,
         warehouse_tables=[*names, RELEASES_TABLE],
+        exports_path=swapped.exports_path,
     )
