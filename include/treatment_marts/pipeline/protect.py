@@ -121,7 +121,10 @@ def suppressed_in_current_release(
             f"({type(exc).__name__}); a revision must carry its suppressions forward: restore the file from "
             "backup (or withdraw the release), then re-run"
         ) from None
-    definitions = {d.name: d for d in (marts_config.marts if marts_config else [])}
+    if marts_config is None:  # callers outside the protect stage: the configured catalogue
+        rules, areas = load_rules(settings.config_dir), load_areas(settings.config_dir)
+        marts_config = load_marts(settings.config_dir, set(dimension_levels(rules, areas)))
+    definitions = {d.name: d for d in marts_config.marts}
     carried: dict[str | None, set[str]] = {}
     for name in names:
         definition = definitions.get(name)
