@@ -38,6 +38,7 @@ def test_generate_then_run_publishes_and_reports_locations(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "mart in_treatment_substance_area_sex" in result.stdout
     assert "suppression log (restricted)" in result.stdout
+    assert "month-over-month: " in result.stdout, "drift flags are printed by run, not only logged"
     mart = pd.read_parquet(
         tmp_path / "data" / "public" / "marts" / "in_treatment_substance_area_sex" / "period=2024-03"
     )

@@ -96,6 +96,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if docs:
             print(f"  GX Data Docs (restricted): {docs}")
     print(f"  warehouse: {settings.warehouse_url}")
+    checked = result.validate  # what validation let through: an engineer must see it, not only the log
+    if checked.warnings:
+        print(f"  validation: {checked.warnings} warning-level expectation failure(s); see the GX Data Docs")
+    if checked.quarantined_rows:
+        print(f"  quarantine: {checked.quarantined_rows} row(s) set aside (restricted quarantine zone)")
+    for flag in checked.month_over_month:
+        print(f"  month-over-month: {flag}")
     return 0
 
 
