@@ -100,7 +100,10 @@ class Suppressor:
             total, members = self.lattice.relations[r]
             candidates = self._candidates(r)
             if len(candidates) == 0:
-                raise ProtectionError(f"no cell left to protect relation around {self.lattice.keys[total]}")
+                raise ProtectionError(
+                    f"no cell left to protect the line around {self.lattice.keys[total]}: every other cell of it is "
+                    "already suppressed, zero or carried forward from an earlier release"
+                )
             sup_members = members[self.suppressed[members]]
             held = int(self.lattice.counts[sup_members].sum())
             needed = self.k + 1 + len(sup_members) * self.lower - held

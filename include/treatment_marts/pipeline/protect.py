@@ -239,7 +239,7 @@ def protect_populations(
     """Per population: build its marts, suppress them together, audit them independently, write them."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
     from treatment_marts.disclosure.protect import protect as protect_tables
-    from treatment_marts.disclosure.tables import MartTable
+    from treatment_marts.disclosure.tables import MartTable, ProtectionError
 
     carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
@@ -258,13 +258,26 @@ def protect_populations(
             for d in definitions
         ]
         earlier = carried.get(population, carried.get(None, set()))
-        protected = protect_tables(
-            tables,
-            k=rules.disclosure.k,
-            zeros=rules.disclosure.zeros,
-            carried=earlier,
-            cleanup_audits=rules.disclosure.cleanup_audits,
-        )
+        try:
+            protected = protect_tables(
+                tables,
+                k=rules.disclosure.k,
+                zeros=rules.disclosure.zeros,
+                carried=earlier,
+                cleanup_audits=rules.disclosure.cleanup_audits,
+            )
+        except ProtectionError as exc:
+            revision = (
+                f"; this is a revision: {len(earlier)} cell(s) the current release withholds must stay withheld, so "
+                "a corrected file that changes small groups can leave no safe pattern -- publish the correction "
+                "with the next period, or ask IG to withdraw the current release first (docs/runbook.md)"
+                if earlier
+                else "; publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
+            )
+            names = ", ".join(d.name for d in definitions)
+            raise ProtectionError(
+                f"population {population} (marts {names}) cannot be protected: {exc}{revision}"
+            ) from None
         result = audit(
             protected.tables,
             k=rules.disclosure.k,
