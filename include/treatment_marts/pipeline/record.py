@@ -7,9 +7,7 @@ retried task, the governance page and an IG reviewer read the same facts the sta
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pandas as pd
 
 from treatment_marts.core.files import write_private
 from treatment_marts.core.ids import Period, RunId
+from treatment_marts.core.locks import LockHeld, exclusive_lock
 from treatment_marts.core.settings import Settings
 from treatment_marts.ingest.land import read_landed
 
@@ -77,20 +76,16 @@ def period_lock(settings: Settings, period: Period | str) -> Iterator[None]:
         finally:
             _HELD[path] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise PeriodBusy(
-            f"another run of {period} is in progress under {settings.data_root} (it holds {path}); "
-            "wait for it to finish, then re-run"
-        ) from None
-    _HELD[path] = 1
-    try:
-        yield
-    finally:
-        del _HELD[path]
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(path, wait=False))
+        except LockHeld:
+            raise PeriodBusy(
+                f"another run of {period} is in progress under {settings.data_root} (it holds {path}); "
+                "wait for it to finish, then re-run"
+            ) from None
+        _HELD[path] = 1
+        try:
+            yield
+        finally:
+            del _HELD[path]
