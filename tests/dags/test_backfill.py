@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from airflow_helpers import airflow_in, deployment_env
 
 from treatment_marts.cli import main as treatment_marts_cli
 from treatment_marts.core.ids import RunId
@@ -47,27 +48,13 @@ def test_two_years_backfill_plans_one_run_per_month(airflow_db: Path, airflow) -
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory):
     """Generate, create the backfill, execute it with a real scheduler; -> (state, data root, metadata URL, seconds)."""
-    import subprocess
-
-    from treatment_marts.ops.airflow_local import airflow_command
-
     home = tmp_path_factory.mktemp("backfill-airflow")
     data_root = tmp_path_factory.mktemp("backfill-data")
-    metadata_url = f"sqlite:///{home / 'airflow.db'}"
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        # like a deployment: the run's data_root param must lie under an allowed root; no default root
-        "TREATMENT_MARTS_ALLOWED_ROOTS": str(data_root),
-        "TREATMENT_MARTS_IG_APPROVAL": "false",
-    }
-    env.pop("TREATMENT_MARTS_DATA_ROOT", None)
-    env.pop("TREATMENT_MARTS_WAREHOUSE_URL", None)
+    env = deployment_env(home, data_root)
+    metadata_url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
     def airflow(*args: str) -> None:
-        result = subprocess.run([airflow_command(), *args], env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"airflow {' '.join(args)}:\n{(result.stdout + result.stderr)[-3000:]}"
+        airflow_in(env, *args)
 
     began = time.monotonic()
     assert (

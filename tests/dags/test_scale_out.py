@@ -11,7 +11,6 @@ marts must be the same bytes. Workers share the data root, as they would a share
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -23,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from airflow_helpers import airflow_in, deployment_env
 
 from treatment_marts.cli import main as treatment_marts_cli
 from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.ops.airflow_local import (
     LocalAirflow,
-    airflow_command,
     celery_env,
     executor_env,
     free_port,
@@ -105,18 +104,10 @@ def _run_month(
     """Run the DAG for PERIOD with real components; -> (data root, [(task_id, hostname)] of its task instances)."""
     home, data_root = tmp / "airflow", tmp / "data"
     shutil.copytree(inbox, data_root / "inbox" / f"period={PERIOD}")
-    metadata_url = f"sqlite:///{home / 'airflow.db'}"
-    base = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "TREATMENT_MARTS_ALLOWED_ROOTS": str(data_root),
-        "TREATMENT_MARTS_IG_APPROVAL": "false",
-        "TREATMENT_MARTS_PSEUDONYM_KEY": "scale-out-test-key",
-        "TREATMENT_MARTS_CONFIG_DIR": str(config),
-    }
-    base.pop("TREATMENT_MARTS_DATA_ROOT", None)
-    base.pop("TREATMENT_MARTS_WAREHOUSE_URL", None)
+    base = deployment_env(
+        home, data_root, TREATMENT_MARTS_PSEUDONYM_KEY="scale-out-test-key", TREATMENT_MARTS_CONFIG_DIR=str(config)
+    )
+    metadata_url = base["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     env = executor_env(base, api_port=free_port(), log_port=free_port(), jwt_secret="scale-out-" * 4, fast=True)
     components: tuple[str, ...] = ("api-server", "scheduler")
     if executor == "CeleryExecutor":
@@ -125,9 +116,7 @@ def _run_month(
         components = (*components, *WORKERS)
 
     def airflow(*args: str) -> str:
-        result = subprocess.run([airflow_command(), *args], env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, f"airflow {' '.join(args)}:\n{(result.stdout + result.stderr)[-3000:]}"
-        return result.stdout
+        return airflow_in(env, *args)
 
     airflow("db", "migrate")
     airflow("pools", "set", "warehouse", "4", "treatment-marts warehouse connections")
