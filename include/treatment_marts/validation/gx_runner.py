@@ -286,6 +286,8 @@ def _run_by_domain(
         if columns is None:
             table_result = part
         for item in part.results:
+            if item.expectation_config is None:  # GX sets it on every result of a suite run
+                raise RuntimeError("GX returned a validation result without its expectation")
             by_id[str(item.expectation_config.id)] = item
     results = [by_id[str(config.id)] for config in configs]
     statistics = calc_validation_statistics(results)
