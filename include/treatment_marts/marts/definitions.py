@@ -15,11 +15,26 @@ class Population(BaseModel):
     description: str
 
 
+SHEET_NAME = r"^[A-Za-z0-9][A-Za-z0-9 ,()&'-]{0,30}$"
+"""A spreadsheet tab name: at most 31 characters (Excel's limit), none of ``[]:*?/\\``, so it is never cut."""
+
+
+class Publication(BaseModel):
+    """What every workbook's cover sheet says about the release as a whole (GSS: title, source, contact)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    contact: str = Field(min_length=1)
+
+
 class MartDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=SQL_IDENTIFIER)
     title: str
+    # the mart's tab in the workbooks; without it the tab is "Table <n>"
+    sheet: str | None = Field(default=None, pattern=SHEET_NAME)
     population: str
     dimensions: list[Annotated[str, Field(pattern=SQL_IDENTIFIER)]] = Field(min_length=1, max_length=4)
     measure: Literal["clients", "unmet_need"]
@@ -59,6 +74,7 @@ class MartDefinition(BaseModel):
 class MartsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    publication: Publication | None = None
     populations: dict[str, Population]
     marts: list[MartDefinition]
 
@@ -68,6 +84,9 @@ class MartsConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate mart names: {dupes}")
+        sheets = [m.sheet.casefold() for m in self.marts if m.sheet]  # Excel compares tab names case-blind
+        if len(set(sheets)) != len(sheets):
+            raise ValueError(f"duplicate sheet names: {sorted({s for s in sheets if sheets.count(s) > 1})}")
         for mart in self.marts:
             if mart.population not in self.populations:
                 raise ValueError(

@@ -13,6 +13,7 @@ from treatment_marts.core.config import load_areas, load_rules
 from treatment_marts.core.ids import Period, RunId, checked
 from treatment_marts.core.settings import Settings
 from treatment_marts.marts import load_marts
+from treatment_marts.marts.codes import with_area_codes
 from treatment_marts.pipeline.record import read_json
 
 
@@ -49,11 +50,14 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
 
     staged = Path(staged_dir)
     manifest = read_json(staged / "run_manifest.json")
-    marts = {p.stem: pd.read_parquet(p) for p in sorted((staged / "marts").glob("*.parquet"))}
+    areas = load_areas(settings.config_dir)
+    # GSS codes beside area names: an attribute added after protection, never seen by the suppressor.
+    marts = {p.stem: with_area_codes(pd.read_parquet(p), areas) for p in sorted((staged / "marts").glob("*.parquet"))}
     log = pd.read_parquet(staged / "suppression_log.parquet")
     left_out = set(manifest.get("areas_left_out", []))  # no workbook for an area not in the release
     rules = load_rules(settings.config_dir)
-    definitions = {d.name: d for d in load_marts(settings.config_dir).marts}
+    catalogue = load_marts(settings.config_dir)
+    definitions = {d.name: d for d in catalogue.marts}
 
     def exports(folder: Path) -> None:  # staged and swapped with the release (publish_release)
         write_export_files(
@@ -62,9 +66,18 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
             marts=marts,
             titles={name: definitions[name].title for name in marts if name in definitions},
             caveats={name: definitions[name].caveats for name in marts if name in definitions},
-            areas=[a.name for a in load_areas(settings.config_dir).areas if a.name not in left_out],
+            areas=[a.name for a in areas.areas if a.name not in left_out],
             manifest=manifest,
             marker=rules.disclosure.suppressed_marker,
+            sheets={
+                name: str(definitions[name].sheet) for name in marts if name in definitions and definitions[name].sheet
+            },
+            publication=catalogue.publication.model_dump() if catalogue.publication else None,
+            percent_of={
+                name: str(definitions[name].percent_of)
+                for name in marts
+                if name in definitions and definitions[name].percent_of
+            },
         )
 
     result = publish_release(
