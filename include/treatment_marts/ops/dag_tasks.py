@@ -7,9 +7,12 @@ periods, run ids, area names, paths and counts, never data.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from treatment_marts.ops.dag_support import RunContext, extract_location, ig_reviewers
+
+log = logging.getLogger(__name__)
 
 
 def plan(run: RunContext, extract_param: str | None) -> list[dict[str, Any]]:
@@ -45,6 +48,13 @@ def protect_accepted(run: RunContext, expected_areas: list[str] | None) -> dict[
     with period_lock(run.settings, run.period):  # no other run of the month protects or publishes meanwhile
         accepted = accept_areas(run.settings, run.period, run.run_id, expected_areas=expected_areas)
         result = protect_logged(run.settings, run.period, run.run_id, accepted.landed_paths)
+    log.info(
+        "protect %s: %d area(s) in the release (%s), %d left out",
+        run.period,
+        len(accepted.included),
+        ", ".join(accepted.included),
+        len(accepted.excluded),
+    )
     review = write_review(run.settings, run.period, run.run_id, result.staged_dir, accepted.excluded)
     summary = disclosure_summary(review.summary)
     url = report_url(str(run.period), str(run.run_id))
