@@ -233,7 +233,7 @@ def monthly_treatment_pipeline():
         release and write its IG review evidence (report, approval summary) before the gate."""
         from treatment_marts.ops.dag_tasks import protect_accepted
 
-        return protect_accepted(_run(get_current_context()), EXPECTED_AREAS)  # units: the run's plan.json
+        return protect_accepted(_run(get_current_context()), EXPECTED_AREAS, IG_APPROVAL)  # units: plan.json
 
     @task(outlets=[PUBLIC_MARTS], pool=WAREHOUSE_POOL, on_success_callback=_on_published, **IO_RETRIES)
     def publish(protected: dict) -> dict:

@@ -256,6 +256,13 @@ def test_a_reviewer_decides_on_the_evidence_in_the_airflow_ui(stack: Stack) -> N
             report.screenshot(path=str(stack.shots / "report.png"), full_page=True)
             report.close()
 
+            # The governance page shows the run waiting, with the same report linked.
+            page.goto(f"{stack.url}/governance/")
+            waiting = page.locator("tr.run", has_text="2024-03")
+            expect(waiting.locator("td.approval")).to_contain_text("awaiting IG decision")
+            expect(waiting.locator("td.ig-report a.report")).to_be_visible()
+            page.goto(_gate_url(stack, approved_run))
+
             # Approve without typing a reason.
             approve = page.locator("[data-testid=hitl-option-Approve]")  # Airflow's own test id for the option
             expect(approve).to_be_enabled()

@@ -235,7 +235,12 @@ def test_a_run_waiting_at_the_gate_shows_its_evidence(tmp_path: Path, history: t
     import shutil
 
     settings = Settings.from_env(data_root=tmp_path / "root")
+    shutil.copytree(run_dir(history[0], "mar_run_2"), run_dir(settings, "staged"))
+    staged = next(r for r in list_runs(settings) if r.run_id == "staged")
+    assert staged.approval is None, "no gate holds a release staged without one (e.g. its publish failed)"
     shutil.copytree(run_dir(history[0], "mar_run_2"), run_dir(settings, "waiting"))
+    summary = run_dir(settings, "waiting") / "review" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "gate": True}))
     run = next(r for r in list_runs(settings) if r.run_id == "waiting")
     assert run.approval == Approval("awaiting IG decision") and run.publication == "not published"
     assert run.has_ig_report and run.suppressed == sum(m.suppressed for m in run.marts) > 0

@@ -331,8 +331,9 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
         publication = "superseded"
     else:
         publication = "not published"
-    if approval is None and has_report and publication == "not published" and manifest:
-        approval = Approval(decision="awaiting IG decision")  # evidence written, gate not answered yet
+    review = _read_json(run_folder / "review" / "summary.json") or {}
+    if approval is None and review.get("gate") and publication == "not published":
+        approval = Approval(decision="awaiting IG decision")  # evidence written for a gate not answered yet
     return RunView(
         run_id=run_id,
         period=period,

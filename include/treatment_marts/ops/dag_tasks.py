@@ -35,7 +35,7 @@ def validate_unit(run: RunContext, landed: dict[str, Any]) -> dict[str, Any]:
     return validate_area(run.settings, run.period, run.run_id, AreaLanded.from_dict(landed)).to_dict()
 
 
-def protect_accepted(run: RunContext, expected_areas: list[str] | None) -> dict[str, Any]:
+def protect_accepted(run: RunContext, expected_areas: list[str] | None, gate: bool = False) -> dict[str, Any]:
     """Gather the areas that passed (from the run's plan), protect them, and write the IG review evidence
     (report, approval summary, log CSV) before the gate, whose body links the report."""
     from treatment_marts.governance.runs_page import report_url
@@ -55,7 +55,7 @@ def protect_accepted(run: RunContext, expected_areas: list[str] | None) -> dict[
         ", ".join(accepted.included),
         len(accepted.excluded),
     )
-    review = write_review(run.settings, run.period, run.run_id, result.staged_dir, accepted.excluded)
+    review = write_review(run.settings, run.period, run.run_id, result.staged_dir, accepted.excluded, gate=gate)
     summary = disclosure_summary(review.summary)
     url = report_url(str(run.period), str(run.run_id))
     return {

@@ -258,7 +258,12 @@ def changes_since(
 
 
 def review_figures(
-    settings: Settings, period: Period, run_id: RunId, staged_dir: Path, excluded: list[ExcludedArea] | None = None
+    settings: Settings,
+    period: Period,
+    run_id: RunId,
+    staged_dir: Path,
+    excluded: list[ExcludedArea] | None = None,
+    gate: bool = False,
 ) -> dict[str, Any]:
     """Every figure of the review (JSON-able): cells, never people; no identifier."""
     manifest = read_json(staged_dir / "run_manifest.json")
@@ -284,6 +289,7 @@ def review_figures(
         "period": str(period),
         "run_id": str(run_id),
         "k": manifest["k"],
+        "gate": gate,  # an IG approval gate holds this release (the DAG's ig_approval)
         "zeros": manifest.get("zeros"),
         "marker": load_rules(settings.config_dir).disclosure.suppressed_marker,
         "ruleset_sha256": manifest.get("ruleset_sha256"),
@@ -323,13 +329,16 @@ def write_review(
     run_id: RunId,
     staged_dir: str | Path,
     excluded: list[ExcludedArea] | None = None,
+    *,
+    gate: bool = False,
 ) -> ReviewEvidence:
-    """Write the approval summary, the IG report and the suppression log CSV for the staged release."""
+    """Write the approval summary, the IG report and the suppression log CSV for the staged release;
+    `gate`: an IG approval gate will hold it (the governance page then shows it awaiting a decision)."""
     period, run_id = checked(period, run_id)
     started = time.monotonic()
     staged = Path(staged_dir)
     folder = staged / REVIEW_DIR
-    figures = review_figures(settings, period, run_id, staged, excluded)
+    figures = review_figures(settings, period, run_id, staged, excluded, gate)
     write_json(folder / SUMMARY_FILE, figures)
     log_path = staged / "suppression_log.parquet"
     if log_path.exists():

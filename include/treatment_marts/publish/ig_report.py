@@ -175,9 +175,10 @@ def _record_level(summary: dict[str, Any] | None) -> str:
     return text
 
 
-def _publication(published: dict[str, Any] | None) -> str:
+def _publication(published: dict[str, Any] | None, gate: bool = True) -> str:
     if not published:
-        return '<p id="publication" class="warn">Not published: waiting for the IG decision.</p>'
+        waiting = "waiting for the IG decision" if gate else "staged, not yet published"
+        return f'<p id="publication" class="warn">Not published: {waiting}.</p>'
     return (
         f'<p id="publication" class="ok">Published at {_e(published.get("published_at"))}: '
         f"{_e(len(published.get('marts', [])))} mart(s); public manifest <code>{_e(published.get('manifest'))}</code>; "
@@ -201,7 +202,7 @@ across {totals["marts"]} marts; primary suppression alone would withhold {totals
         totals["percent_primary"]
     }%),
 the rest is secondary (complementary) suppression and derived marts withheld with their inputs.</p>
-{_validation_summary(figures)}{_publication(published)}
+{_validation_summary(figures)}{_publication(published, bool(figures.get("gate", True)))}
 <h2>Information loss per mart</h2>{
         _table(
             figures["marts"],
