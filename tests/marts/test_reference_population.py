@@ -51,3 +51,13 @@ def test_a_bad_file_fails_with_the_reason(tmp_path: Path, body: str, message: st
     path.write_text(HEADER + body)
     with pytest.raises(ConfigError, match=message):
         load_population(path, AREAS, LEVELS)
+
+
+def test_a_release_that_leaves_areas_out_gets_rows_for_its_own_areas_only() -> None:
+    from treatment_marts.marts.at_publish import build_publish_marts
+
+    catalogue = load_marts(CONFIG)
+    scope = AREAS.model_copy(update={"areas": [a for a in AREAS.areas if a.name in {"Northton", "Southmoor"}]})
+    built = build_publish_marts({}, catalogue, load_rules(CONFIG), scope, CONFIG, "2024-03")
+    frame = built["reference_population_ethnicity_area"]
+    assert set(frame["area"]) == {"Northton", "Southmoor", TOTAL}
