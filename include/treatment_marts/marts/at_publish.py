@@ -19,13 +19,15 @@ def build_publish_marts(
     marts: dict[str, pd.DataFrame],
     catalogue: MartsConfig,
     rules: RulesConfig,
+    areas: AreasConfig,
     scope: AreasConfig,
     config_dir: Path,
     period: str,
 ) -> dict[str, pd.DataFrame]:
     """Every location and reference-population mart of the catalogue whose source is in the release
-    (``marts``: the protected marts; ``scope``: the areas in the release)."""
-    levels = dimension_levels(rules, scope)
+    (``marts``: the protected marts; ``areas``: every configured area, against which a reference file is
+    validated; ``scope``: the areas in the release, the only ones with rows)."""
+    levels = dimension_levels(rules, areas)
     out: dict[str, pd.DataFrame] = {}
     for mart in catalogue.built_at_publish():
         if mart.measure == "location":
@@ -33,6 +35,6 @@ def build_publish_marts(
             if source is not None:
                 out[mart.name] = build_location_mart(source, mart, scope, rules.disclosure.k)
         else:
-            rows = load_population(config_dir / "reference" / str(mart.reference), scope, levels)
+            rows = load_population(config_dir / "reference" / str(mart.reference), areas, levels)
             out[mart.name] = build_reference_population(rows, mart, scope, period)
     return out

@@ -61,7 +61,7 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
     # Location marts from the protected marts and reference-population marts from their file: nothing new
     # is disclosed (marts/at_publish.py). Then GSS codes beside area names: an attribute of the area added
     # after protection, never seen by the suppressor.
-    built = build_publish_marts(protected, catalogue, rules, scope, settings.config_dir, str(period))
+    built = build_publish_marts(protected, catalogue, rules, areas, scope, settings.config_dir, str(period))
     marts = {name: with_area_codes(frame, areas) for name, frame in sorted({**protected, **built}.items())}
     log = pd.read_parquet(staged / "suppression_log.parquet")
 
