@@ -23,9 +23,10 @@ one run per month of adult drug and alcohol treatment extracts.
   `publish` retry other errors (file system, warehouse) with exponential backoff. `validate_area` and
   `publish` write to the warehouse and run in the pool `warehouse`, which bounds its connections.
 * **IG approval.** When operations.yaml (per `TREATMENT_MARTS_ENVIRONMENT`) or `TREATMENT_MARTS_IG_APPROVAL`
-  asks for it, `ig_approval` (human-in-the-loop) holds publication until an IG reviewer approves, showing
-  the disclosure summary, to the users named in `TREATMENT_MARTS_IG_REVIEWERS` only; the user who
-  triggered the run cannot approve it. A rejection publishes nothing, records who and why
+  asks for it, `ig_approval` (human-in-the-loop) holds publication until an IG reviewer approves. `protect`
+  has already written the evidence (the IG report and the approval summary, restricted); the gate shows the
+  summary (areas left out first) with a link to the report, to the users named in
+  `TREATMENT_MARTS_IG_REVIEWERS` only; the user who triggered the run cannot approve it. A rejection publishes nothing, records who and why
   (`approval.json`) and ends the run **failed**.
 * **Downstream.** `publish` updates the asset `treatment_marts_public_marts` (event extra: period, run id,
   marts, areas left out) so consumers can schedule on it.
@@ -228,10 +229,11 @@ def monthly_treatment_pipeline():
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def protect() -> dict:
-        """Over the areas that passed: recode, build the marts, suppress (K3 + secondary), audit; stage."""
+        """Over the areas that passed: recode, build the marts, suppress (K3 + secondary), audit; stage the
+        release and write its IG review evidence (report, approval summary) before the gate."""
         from treatment_marts.ops.dag_tasks import protect_accepted
 
-        return protect_accepted(_run(get_current_context()), EXPECTED_AREAS)  # units: the run's plan.json
+        return protect_accepted(_run(get_current_context()), EXPECTED_AREAS, IG_APPROVAL)  # units: plan.json
 
     @task(outlets=[PUBLIC_MARTS], pool=WAREHOUSE_POOL, on_success_callback=_on_published, **IO_RETRIES)
     def publish(protected: dict) -> dict:

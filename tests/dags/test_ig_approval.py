@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pendulum
 import pytest
 
@@ -19,8 +20,11 @@ MARCH = pendulum.datetime(2024, 3, 1, tz="UTC")
 REVIEWER = "ig.reviewer"
 
 
-def respond_when_asked(choice: str, comment: str, outcome: dict, timeout: float = 900) -> threading.Thread:
-    """Wait for the gate's HITL request, then answer it via the REST API as REVIEWER."""
+def respond_when_asked(
+    choice: str, comment: str, outcome: dict, data_root: Path, timeout: float = 900
+) -> threading.Thread:
+    """Wait for the gate's HITL request, note what evidence exists while it waits, then answer it via the
+    REST API as REVIEWER."""
 
     def answer() -> None:
         from airflow.api_fastapi.app import create_app, get_auth_manager
@@ -45,7 +49,14 @@ def respond_when_asked(choice: str, comment: str, outcome: dict, timeout: float 
         else:
             outcome["error"] = "no approval request appeared"
             return
-        outcome.update(subject=row.subject, body=row.body)
+        outcome.update(
+            subject=row.subject,
+            body=row.body,
+            reports_while_waiting=sorted(
+                p.parent.parent.name for p in data_root.glob("restricted/runs/*/review/index.html")
+            ),
+            public_while_waiting=(data_root / "public" / "releases").exists(),
+        )
         app = create_app(apps="core")
         token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=REVIEWER, role="admin"))
         with TestClient(app) as client:
@@ -74,13 +85,13 @@ def gated_dag_folder(dags_folder: Path):
 def run_gated(dags_folder: Path, data_root: Path, choice: str, comment: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    frame = generate_extract("2024-03", clients=3000, areas=["Exborough", "Northton", "Southmoor"], seed=31)
+    frame = generate_extract("2024-03", clients=3000, seed=31)  # every expected area: a month missing one ends failed
     write_extract(frame, data_root / "inbox" / "period=2024-03" / "extract.csv")
     bag = DagBag(dag_folder=str(dags_folder))
     dag = bag.dags["monthly_treatment_pipeline"]
     assert "ig_approval" in dag.task_ids and dag.get_task("publish").upstream_task_ids == {"protect", "ig_approval"}
     outcome: dict = {}
-    thread = respond_when_asked(choice, comment, outcome)
+    thread = respond_when_asked(choice, comment, outcome, data_root)
     conf = {"data_root": str(data_root), "warehouse_url": f"sqlite:///{data_root / 'warehouse.db'}"}
     dag_run = dag.test(logical_date=MARCH, run_conf=conf)
     thread.join(timeout=60)
@@ -112,6 +123,17 @@ def test_rejection_publishes_nothing_and_records_who_and_why(
     body = outcome["body"]
     assert "Disclosure audit: **passed**" in body and "| in_treatment_substance_area_sex |" in body
     assert "true_count" not in body and "client" not in body.lower()
+    # The evidence existed while the gate waited, and the gate links it (areas left out first)
+    (run_folder,) = outcome["reports_while_waiting"]
+    assert not outcome["public_while_waiting"]
+    assert f"[Open the IG report](/governance/report/2024-03/{run_folder}/)" in body
+    assert body.index("Areas left out") < body.index("Open the IG report") < body.index("| mart |")
+    # The withheld figure is the staged marts' own count, the derived unmet-need mart included
+    marts = list((tmp_path / "restricted" / "runs" / run_folder / "marts").glob("*.parquet"))
+    withheld = sum(int(pd.read_parquet(p, columns=["status"])["status"].eq("c").sum()) for p in marts)
+    assert f"Withheld: **{withheld} of " in body
+    unmet = pd.read_parquet(next(p for p in marts if p.stem == "unmet_need_area_substance"), columns=["status"])
+    assert f"| unmet_need_area_substance | {len(unmet)} | {int(unmet['status'].eq('c').sum())} |" in body
 
 
 def test_approval_publishes_and_records_the_decision(airflow_db: Path, gated_dag_folder: Path, tmp_path: Path) -> None:

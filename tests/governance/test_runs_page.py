@@ -69,6 +69,7 @@ def test_suppression_summary_matches_the_published_marts(history: tuple[Settings
             assert mart.primary + mart.secondary == mart.suppressed
         assert mart.percent_hidden == round(100 * mart.suppressed / mart.cells, 1)
     assert feb.suppressed > 0 and 0 < feb.percent_hidden < 100
+    assert feb.data_docs and all(p.startswith("validations/") and "/feb_run-" in p for p in feb.data_docs)
     manifest = json.loads((run_dir(settings, "feb_run") / "run_manifest.json").read_text())
     logged = sum(m.suppressed for m in feb.marts if not m.mart.startswith("unmet_need"))
     assert logged == manifest["suppressed_cells"]
@@ -83,10 +84,12 @@ def test_a_failed_extract_shows_the_rule_and_column_but_no_counts(history: tuple
 
 def test_the_page_lists_runs_without_any_identifier(history: tuple[Settings, pd.DataFrame]) -> None:
     settings, frame = history
-    page = render_runs_page(list_runs(settings), report_url=lambda run: f"report/{run.period}/{run.run_id}")
+    page = render_runs_page(list_runs(settings), report_url=lambda run: f"report/{run.period}/{run.run_id}/")
     for run_id in ("feb_run", "mar_run_1", "mar_run_2", "mar_bad"):
         assert f'data-run-id="{run_id}"' in page
-    assert 'href="report/2024-02/feb_run"' in page and "report/2024-03/mar_bad" not in page
+    assert 'href="report/2024-02/feb_run/"' in page and "report/2024-03/mar_bad" not in page
+    assert 'href="report/2024-02/feb_run/suppression_log.csv"' in page, "the log is downloadable as CSV"
+    assert 'id="data-docs" href="data-docs/index.html"' in page
     needles = set(frame["client_ref"].dropna().astype(str)) | set(frame["partial_postcode"].dropna().astype(str))
     dobs = frame["date_of_birth"].dropna()
     needles |= set(dobs.dt.strftime("%Y-%m-%d")) | set(dobs.dt.strftime("%d/%m/%Y"))
@@ -159,10 +162,14 @@ def test_an_approval_record_shows_on_the_run(history: tuple[Settings, pd.DataFra
         record.unlink()
 
 
-def test_ig_report_paths_cannot_leave_the_reports_folder(history: tuple[Settings, pd.DataFrame]) -> None:
+def test_ig_report_paths_cannot_leave_the_review_folder(history: tuple[Settings, pd.DataFrame]) -> None:
     settings, _ = history
     report = ig_report_file(settings, "2024-02", "feb_run")
-    assert report is not None and report.is_relative_to(settings.restricted_dir / "reports")
+    assert report == run_dir(settings, "feb_run") / "review" / "index.html" and report.is_file()
+    assert ig_report_file(settings, "2024-02", "feb_run", "suppression_log.csv") is not None
+    for page in ("summary.json", "../run_manifest.json", "marts/x.parquet", ""):
+        assert ig_report_file(settings, "2024-02", "feb_run", page) is None, page
+    assert ig_report_file(settings, "2024-03", "feb_run") is None, "a run's report only under its own period"
     for period, run_id in (
         ("2024-02", "../feb_run"),
         ("../2024-02", "feb_run"),
@@ -219,4 +226,21 @@ def test_a_per_area_run_folds_its_area_folders_into_one_line(
     assert any(issue.endswith("on sex [Southmoor]") for issue in run.validation_issues)
     assert run.audit == "passed" and run.marts
     page = render_runs_page(listed, report_url=lambda r: "#")
-    assert "left out: Southmoor (validate)" in page and "ValidationFailed" not in page
+    assert '<span class="bad areas-left-out">Southmoor (validate)</span>' in page and "ValidationFailed" not in page
+    assert page.index("areas-left-out") < page.index('class="validation"'), "areas left out come first"
+
+
+def test_a_run_waiting_at_the_gate_shows_its_evidence(tmp_path: Path, history: tuple[Settings, pd.DataFrame]) -> None:
+    """Protected and reviewed, no decision, not published: the page says so and links the report."""
+    import shutil
+
+    settings = Settings.from_env(data_root=tmp_path / "root")
+    shutil.copytree(run_dir(history[0], "mar_run_2"), run_dir(settings, "staged"))
+    staged = next(r for r in list_runs(settings) if r.run_id == "staged")
+    assert staged.approval is None, "no gate holds a release staged without one (e.g. its publish failed)"
+    shutil.copytree(run_dir(history[0], "mar_run_2"), run_dir(settings, "waiting"))
+    summary = run_dir(settings, "waiting") / "review" / "summary.json"
+    summary.write_text(json.dumps({**json.loads(summary.read_text()), "gate": True}))
+    run = next(r for r in list_runs(settings) if r.run_id == "waiting")
+    assert run.approval == Approval("awaiting IG decision") and run.publication == "not published"
+    assert run.has_ig_report and run.suppressed == sum(m.suppressed for m in run.marts) > 0

@@ -61,3 +61,13 @@ def test_an_area_left_out_of_the_release_has_no_rows_and_total_sums_the_rest() -
     assert "Northton" not in set(frame["area"])
     total = frame[(frame["area"] == TOTAL) & (frame["sex"] == TOTAL)]["count"].iloc[0]
     assert total == sum(r.population for r in rows if r.characteristic == "sex" and r.area != "Northton")
+
+
+def test_a_release_that_leaves_areas_out_gets_rows_for_its_own_areas_only() -> None:
+    from treatment_marts.marts.at_publish import build_publish_marts
+
+    catalogue = load_marts(CONFIG)
+    scope = AREAS.model_copy(update={"areas": [a for a in AREAS.areas if a.name in {"Northton", "Southmoor"}]})
+    built = build_publish_marts({}, catalogue, load_rules(CONFIG), scope, CONFIG, "2024-03")
+    frame = built["reference_population_ethnicity_area"]
+    assert set(frame["area"]) == {"Northton", "Southmoor", TOTAL}

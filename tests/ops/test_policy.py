@@ -14,7 +14,6 @@ from treatment_marts.ingest.inbox import COMBINED_UNIT, area_units, foreign_area
 from treatment_marts.ops.policy import (
     ApprovalPolicy,
     ArrivalPolicy,
-    approval_body,
     approval_required,
     arrival_status,
     due_date,
@@ -135,20 +134,3 @@ def test_approval_policy_per_environment_with_an_override() -> None:
     assert approval_required(policy, {"TREATMENT_MARTS_IG_APPROVAL": "TRUE"}) is True
     with pytest.raises(ValueError, match="true or false"):
         approval_required(policy, {"TREATMENT_MARTS_IG_APPROVAL": "perhaps"})
-
-
-def test_approval_body_shows_cell_counts_and_the_audit_only() -> None:
-    body = approval_body(
-        {
-            "period": "2024-03",
-            "run_id": "r1",
-            "k": 3,
-            "audit_passed": True,
-            "cells_checked": 12,
-            "disclosed": 0,
-            "marts": [{"mart": "in_treatment_substance_area_sex", "cells": 252, "suppressed": 12}],
-            "excluded_areas": [{"unit": "Northton", "stage": "validate"}],
-        }
-    )
-    assert "| in_treatment_substance_area_sex | 252 | 12 |" in body
-    assert "**passed**" in body and "Northton (validate)" in body and "K = 3" in body

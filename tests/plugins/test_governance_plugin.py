@@ -8,6 +8,7 @@ reads the listing, follows the IG report link and is checked for identifiers.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -169,13 +170,31 @@ def test_the_page_and_the_report_need_a_signed_in_airflow_user(server: Server) -
         assert "feb_run" not in body and "RESTRICTED" not in body
     status, _, body = _http(f"{server.url}/governance/report/2024-02/feb_run", token="not-a-token")
     assert "RESTRICTED" not in body
-    # Signed in, but not an IG reviewer: the listing yes, the restricted report no.
+    # Signed in, but not an IG reviewer: neither the page, nor the report, its log or the Data Docs.
     analyst = _token(server, ANALYST)
-    assert _http(f"{server.url}/governance/", token=analyst)[0] == 200
-    status, _, body = _http(f"{server.url}/governance/report/2024-02/feb_run", token=analyst)
-    assert status == 403 and "RESTRICTED" not in body
+    for path in (
+        "/",
+        "/report/2024-02/feb_run/",
+        "/report/2024-02/feb_run/suppression_log.csv",
+        "/data-docs/index.html",
+    ):
+        status, _, body = _http(f"{server.url}/governance{path}", token=analyst)
+        assert status == 403 and "RESTRICTED" not in body and "true_count" not in body, path
     reviewer = _token(server, REVIEWER)
     assert _http(f"{server.url}/governance/report/2024-02/..%2F..%2Fruns", token=reviewer)[0] == 404
+    for page in ("run_manifest.json", "summary.json", "..%2Fsuppression_log.parquet"):
+        assert _http(f"{server.url}/governance/report/2024-02/feb_run/{page}", token=reviewer)[0] == 404, page
+    assert _http(f"{server.url}/governance/report/2024-03/feb_run/", token=reviewer)[0] == 404, "another period"
+    assert _http(f"{server.url}/governance/data-docs/..%2F..%2F..%2Fpseudonym.key", token=reviewer)[0] == 404
+
+
+def test_a_reviewer_downloads_the_suppression_log_as_csv(server: Server) -> None:
+    status, _, body = _http(
+        f"{server.url}/governance/report/2024-02/feb_run/suppression_log.csv", token=_token(server, REVIEWER)
+    )
+    assert status == 200
+    log = pd.read_csv(io.StringIO(body))
+    assert {"mart", "cell", "true_count", "suppression"} <= set(log.columns) and len(log) > 0
 
 
 def test_an_ig_reviewer_reads_the_runs_and_opens_a_report_in_chromium(server: Server, tmp_path: Path) -> None:
@@ -210,13 +229,16 @@ def test_an_ig_reviewer_reads_the_runs_and_opens_a_report_in_chromium(server: Se
             page.screenshot(path=str(tmp_path / "governance.png"), full_page=True)
             listing = page.content()
 
-            page.locator("tr.run[data-run-id='feb_run'] td.ig-report a").click()
-            page.wait_for_url("**/governance/report/2024-02/feb_run")
-            expect(page.locator("h1")).to_have_text("Disclosure-control report, period 2024-02")
+            page.locator("tr.run[data-run-id='feb_run'] td.ig-report a.report").click()
+            page.wait_for_url("**/governance/report/2024-02/feb_run/")
+            expect(page.locator("h1")).to_have_text("IG review summary, period 2024-02")
+            expect(page.locator("#group-area")).to_contain_text("Northton")
             expect(page.locator("body")).to_contain_text("RESTRICTED")
             expect(page.locator("body")).to_contain_text("Disclosure audit passed")
             page.screenshot(path=str(tmp_path / "ig_report.png"))  # the viewport: the report is long
             report = page.content()
+            page.get_by_role("link", name="Every mart by area").click()
+            expect(page.locator("#mart-by-area")).to_contain_text("unmet_need_area_substance")
 
             # The same page embedded in Airflow's own UI, from the navigation entry (external view).
             page.goto(f"{server.url}/plugin/disclosure-governance")

@@ -44,6 +44,19 @@ def _valid_ids(period: str, run_id: str) -> bool:
     return True
 
 
+URL_PREFIX = "/governance"  # where plugins/governance_plugin.py mounts the page on the API server
+
+
+def report_url(period: str, run_id: str, page: str = "") -> str:
+    """The IG report's address on the API server (a folder URL, so the pages' relative links work)."""
+    return f"{URL_PREFIX}/report/{period}/{run_id}/{page}"
+
+
+def data_docs_dir(settings: Settings) -> Path:
+    """GX's local Data Docs site (file-backed context under the restricted zone, made offline at validation)."""
+    return settings.gx_dir / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
 # Where the IG approval gate may record a decision (first found wins). The gate writes one of these into
 # the run's restricted folder; the key names read are those of Airflow's HITL response.
 APPROVAL_FILES = ("approval.json", "run_record.json")
@@ -89,6 +102,7 @@ class RunView:
     areas_left_out: tuple[str, ...] = ()  # "unit (stage)" of areas a per-area run did not protect
     approval: Approval | None = None
     has_ig_report: bool = False
+    data_docs: tuple[str, ...] = ()  # the run's validation pages, relative to the Data Docs site
 
     @property
     def cells(self) -> int:
@@ -249,15 +263,40 @@ def _was_published(settings: Settings, period: str, run_id: str, marts: tuple[Ma
     return False
 
 
-def ig_report_file(settings: Settings, period: str, run_id: str) -> Path | None:
-    """The run's IG report, or None. Both parts are checked against strict patterns, so a crafted URL can
-    never name a file outside ``restricted/reports``."""
-    from treatment_marts.publish.ig_report import report_path
+def ig_report_file(settings: Settings, period: str, run_id: str, page: str = "index.html") -> Path | None:
+    """A file of the run's IG report (summary page by default; `publish.ig_report.REPORT_FILES` only), or
+    None. The ids are checked against strict patterns and the page against a fixed list, so a crafted URL
+    can never name another file. Reports written before the review step (``restricted/reports``) still open."""
+    from treatment_marts.publish.ig_report import INDEX_PAGE, REPORT_FILES, report_dir
 
-    if not _valid_ids(period, run_id):
+    if not _valid_ids(period, run_id) or page not in REPORT_FILES:
         return None
-    path = report_path(settings, period, run_id)
-    return path if path.is_file() else None
+    manifest = _read_json(settings.restricted_dir / "runs" / run_id / "run_manifest.json") or {}
+    if manifest.get("period") not in (None, period):
+        return None
+    path = report_dir(settings, run_id) / page
+    if path.is_file():
+        return path
+    legacy = settings.restricted_dir / "reports" / f"period={period}" / f"ig_report_{run_id}.html"
+    return legacy if page == INDEX_PAGE and legacy.is_file() else None
+
+
+def data_docs_pages(settings: Settings, run_id: str, areas: dict[str, Path]) -> tuple[str, ...]:
+    """The run's (or its areas') GX validation pages in the Data Docs site, relative to the site folder.
+    GX names a validation's folder after its run name, which validation sets to ``<run id>-<file>``."""
+    root = data_docs_dir(settings) / "validations"
+    if not root.is_dir():
+        return ()
+    prefixes = tuple(f"{name}-" for name in (run_id, *(folder.name for folder in areas.values())))
+    pages = [
+        page.relative_to(data_docs_dir(settings)).as_posix()
+        for suite in root.iterdir()
+        if suite.is_dir()
+        for run in suite.iterdir()
+        if run.name.startswith(prefixes)
+        for page in run.rglob("*.html")
+    ]
+    return tuple(sorted(pages))
 
 
 def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | None = None) -> RunView | None:
@@ -283,6 +322,8 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
         audit = "passed" if int((manifest.get("audit") or {}).get("disclosed", 0)) == 0 else "failed"
     else:
         audit = "not run" if validation in ("failed", "not run") else "not completed"
+    has_report = ig_report_file(settings, period, run_id) is not None
+    approval = read_approval(run_folder)
     current = _current_releases(settings) if current is None else current
     if current.get(period) == run_id:
         publication = "current"
@@ -290,6 +331,9 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
         publication = "superseded"
     else:
         publication = "not published"
+    review = _read_json(run_folder / "review" / "summary.json") or {}
+    if approval is None and review.get("gate") and publication == "not published":
+        approval = Approval(decision="awaiting IG decision")  # evidence written for a gate not answered yet
     return RunView(
         run_id=run_id,
         period=period,
@@ -299,9 +343,10 @@ def run_view(settings: Settings, run_folder: Path, current: dict[str, str] | Non
         audit=audit,
         marts=marts,
         publication=publication,
-        approval=read_approval(run_folder),
+        approval=approval,
         areas_left_out=left_out,
-        has_ig_report=ig_report_file(settings, period, run_id) is not None,
+        has_ig_report=has_report,
+        data_docs=data_docs_pages(settings, run_id, areas),
     )
 
 
@@ -338,17 +383,19 @@ th{background:#f0f0f0}.ok{color:#0a6b2b;font-weight:600}.bad{color:#a00;font-wei
 details summary{cursor:pointer}
 </style></head><body>
 <h1>Disclosure governance: pipeline runs</h1>
+<p class="muted"><a id="data-docs" href="{{ data_docs_url('index.html') }}">GX Data Docs (every validation)</a></p>
 <p class="muted">Counts are of table <em>cells</em>, never of people. The IG report of a run is RESTRICTED
 (it holds the true values of suppressed cells): open it only for review, never forward it.</p>
 {% if not runs %}<p id="no-runs">No pipeline run found under the data root.</p>{% else %}
-<table id="runs"><thead><tr><th>Period</th><th>Run id</th><th>Validation</th><th>Suppression</th>
+<table id="runs"><thead><tr><th>Period</th><th>Run id</th><th>Areas left out</th><th>Validation</th><th>Suppression</th>
 <th>Audit</th><th>Approval</th><th>Publication</th><th>IG report</th></tr></thead><tbody>
 {% for run in runs %}
 <tr class="run" data-run-id="{{ run.run_id }}" data-period="{{ run.period }}">
 <td class="period">{{ run.period }}</td>
 <td class="run-id"><code>{{ run.run_id }}</code>{% if run.started_at %}<br><span class="muted">{{ run.started_at }}</span>{% endif %}</td>
+<td class="left-out">{% if run.areas_left_out %}<span class="bad areas-left-out">{{ run.areas_left_out|join(', ') }}</span>{% else %}<span class="muted">none</span>{% endif %}</td>
 <td class="validation"><span class="{{ 'ok' if run.validation == 'passed' else 'bad' if run.validation.startswith('failed') else 'warn' if run.validation == 'passed with warnings' else 'muted' }}">{{ run.validation }}</span>
-{% if run.areas_left_out %}<br><span class="bad areas-left-out">left out: {{ run.areas_left_out|join(', ') }}</span>{% endif %}
+{% if run.data_docs %}<br>{% for page in run.data_docs %}<a class="data-docs" href="{{ data_docs_url(page) }}">Data Docs{% if run.data_docs|length > 1 %} {{ loop.index }}{% endif %}</a> {% endfor %}{% endif %}
 {% if run.validation_issues %}<details><summary>{{ run.validation_issues|length }} rule(s)</summary><ul>{% for issue in run.validation_issues %}<li>{{ issue }}</li>{% endfor %}</ul></details>{% endif %}</td>
 <td class="suppression">{% if run.marts %}<span class="total">{{ run.suppressed }} of {{ run.cells }} cells suppressed ({{ '%.1f' % run.percent_hidden }}%)</span>
 <details><summary>{{ run.marts|length }} mart(s)</summary><table class="marts"><thead><tr><th>mart</th><th>cells</th><th>suppressed</th><th>primary</th><th>secondary</th><th>% hidden</th></tr></thead><tbody>
@@ -357,7 +404,7 @@ details summary{cursor:pointer}
 <td class="audit"><span class="{{ 'ok' if run.audit == 'passed' else 'bad' if run.audit == 'failed' else 'muted' }}">{{ run.audit }}</span></td>
 <td class="approval">{% if run.approval %}<span class="{{ 'ok' if run.approval.decision == 'approved' else 'bad' if run.approval.decision == 'rejected' else 'warn' }}">{{ run.approval.decision }}</span>{% if run.approval.by %}<br><span class="muted">by {{ run.approval.by }}</span>{% endif %}{% if run.approval.at %}<br><span class="muted">{{ run.approval.at }}</span>{% endif %}{% else %}<span class="muted">no gate record</span>{% endif %}</td>
 <td class="publication">{{ run.publication }}</td>
-<td class="ig-report">{% if run.has_ig_report %}<a href="{{ report_url(run) }}">IG report</a>{% else %}<span class="muted">none</span>{% endif %}</td>
+<td class="ig-report">{% if run.has_ig_report %}<a class="report" href="{{ report_url(run) }}">IG report</a><br><a class="log-csv" href="{{ report_url(run) }}suppression_log.csv" download>suppression log (CSV)</a>{% else %}<span class="muted">none</span>{% endif %}</td>
 </tr>
 {% endfor %}
 </tbody></table>{% endif %}
@@ -365,9 +412,12 @@ details summary{cursor:pointer}
 """
 
 
-def render_runs_page(runs: list[RunView], report_url: Any) -> str:
-    """The governance page (server-rendered, autoescaped). ``report_url(run)`` gives the IG report link."""
+def render_runs_page(runs: list[RunView], report_url: Any, data_docs_url: Any = None) -> str:
+    """The governance page (server-rendered, autoescaped). ``report_url(run)`` gives the IG report's folder
+    URL (ending in ``/``), ``data_docs_url(page)`` a Data Docs page's URL."""
     from jinja2 import Environment
 
     template = Environment(autoescape=True).from_string(_PAGE)
-    return template.render(runs=runs, report_url=report_url)
+    return template.render(
+        runs=runs, report_url=report_url, data_docs_url=data_docs_url or (lambda page: f"data-docs/{page}")
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from treatment_marts.core.config import AreasConfig, RulesConfig
+from treatment_marts.core.config import AreasConfig, RulesConfig, load_areas
 from treatment_marts.marts.builder import dimension_levels
 from treatment_marts.marts.definitions import MartsConfig
 from treatment_marts.marts.location import build_location_mart
@@ -19,15 +19,13 @@ def build_publish_marts(
     marts: dict[str, pd.DataFrame],
     catalogue: MartsConfig,
     rules: RulesConfig,
-    areas: AreasConfig,
     scope: AreasConfig,
     config_dir: Path,
     period: str,
 ) -> dict[str, pd.DataFrame]:
     """Every location and reference-population mart of the catalogue whose source is in the release
-    (``marts``: the protected marts; ``areas``: every configured area, against which a reference file is
-    validated; ``scope``: the areas in the release, the only ones with rows)."""
-    levels = dimension_levels(rules, areas)
+    (``marts``: the protected marts; ``scope``: the areas in the release)."""
+    levels = dimension_levels(rules, scope)
     out: dict[str, pd.DataFrame] = {}
     for mart in catalogue.built_at_publish():
         if mart.measure == "location":
@@ -35,6 +33,8 @@ def build_publish_marts(
             if source is not None:
                 out[mart.name] = build_location_mart(source, mart, scope, rules.disclosure.k)
         else:
-            rows = load_population(config_dir / "reference" / str(mart.reference), areas, levels)
+            # checked against every configured area (a file is not wrong because an area is left out this
+            # month); only the areas in the release get rows
+            rows = load_population(config_dir / "reference" / str(mart.reference), load_areas(config_dir), levels)
             out[mart.name] = build_reference_population(rows, mart, scope, period)
     return out

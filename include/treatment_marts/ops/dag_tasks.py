@@ -7,9 +7,12 @@ periods, run ids, area names, paths and counts, never data.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from treatment_marts.ops.dag_support import RunContext, extract_location, ig_reviewers
+
+log = logging.getLogger(__name__)
 
 
 def plan(run: RunContext, extract_param: str | None) -> list[dict[str, Any]]:
@@ -32,23 +35,36 @@ def validate_unit(run: RunContext, landed: dict[str, Any]) -> dict[str, Any]:
     return validate_area(run.settings, run.period, run.run_id, AreaLanded.from_dict(landed)).to_dict()
 
 
-def protect_accepted(run: RunContext, expected_areas: list[str] | None) -> dict[str, Any]:
-    """Gather the areas that passed (from the run's plan), protect them, and summarise for the IG gate."""
-    from treatment_marts.ops.policy import approval_body
+def protect_accepted(run: RunContext, expected_areas: list[str] | None, gate: bool = False) -> dict[str, Any]:
+    """Gather the areas that passed (from the run's plan), protect them, and write the IG review evidence
+    (report, approval summary, log CSV) before the gate, whose body links the report."""
+    from treatment_marts.governance.runs_page import report_url
     from treatment_marts.pipeline.areas import accept_areas
-    from treatment_marts.pipeline.protect import protect
     from treatment_marts.pipeline.record import period_lock
-    from treatment_marts.pipeline.summary import disclosure_summary
+    from treatment_marts.pipeline.review import write_review
+    from treatment_marts.pipeline.run import protect_logged
+    from treatment_marts.pipeline.summary import approval_markdown, disclosure_summary
 
     with period_lock(run.settings, run.period):  # no other run of the month protects or publishes meanwhile
         accepted = accept_areas(run.settings, run.period, run.run_id, expected_areas=expected_areas)
-        result = protect(run.settings, run.period, run.run_id, accepted.landed_paths)
-    summary = disclosure_summary(result.staged_dir, accepted.excluded)
+        result = protect_logged(run.settings, run.period, run.run_id, accepted.landed_paths)
+    log.info(
+        "protect %s: %d area(s) in the release (%s), %d left out",
+        run.period,
+        len(accepted.included),
+        ", ".join(accepted.included),
+        len(accepted.excluded),
+    )
+    review = write_review(run.settings, run.period, run.run_id, result.staged_dir, accepted.excluded, gate=gate)
+    summary = disclosure_summary(review.summary)
+    url = report_url(str(run.period), str(run.run_id))
     return {
         **result.to_dict(),
         "included": list(accepted.included),
         "excluded": [e.to_dict() for e in accepted.excluded],
-        "approval_body": approval_body(summary.to_dict()),
+        "ig_report": str(review.report),
+        "ig_report_url": url,
+        "approval_body": approval_markdown(summary, url),
     }
 
 

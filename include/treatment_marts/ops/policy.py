@@ -4,8 +4,8 @@ Light on purpose: no pandas, no Great Expectations, so the DAG files can read th
 (whether the IG approval gate is part of the DAG) without slowing the dag processor.
 
 * **Late data.** `arrival_status` says which expected areas have no extract after their due day.
-* **IG approval.** `approval_required` (per environment, env var override) and `approval_body`, the
-  disclosure summary an IG reviewer reads: counts only, never a true small value or an identifier.
+* **IG approval.** `approval_required` (per environment, env var override). The reviewer's summary is
+  `pipeline.summary.approval_markdown`, written before the gate by `pipeline.review`.
 """
 
 from __future__ import annotations
@@ -136,25 +136,3 @@ def approval_required(policy: ApprovalPolicy, environ: dict[str, str] | None = N
     if override:
         raise ValueError(f"{ENV_APPROVAL} must be true or false, not {override!r}")
     return policy.environments.get(environ.get(ENV_ENVIRONMENT, ""), policy.default)
-
-
-def approval_body(summary: dict[str, Any]) -> str:
-    """Markdown for the IG reviewer: what will be published and how much was withheld. Counts of cells only."""
-    lines = [
-        f"**Period {summary['period']}**, run `{summary['run_id']}`; K = {summary['k']} (counts 1..{summary['k']} are suppressed).",
-        "",
-        f"Disclosure audit: **{'passed' if summary['audit_passed'] else 'FAILED'}** "
-        f"({summary['cells_checked']} suppressed cells checked, {summary['disclosed']} recoverable).",
-        "",
-        "| mart | cells | suppressed |",
-        "|---|---:|---:|",
-    ]
-    lines += [f"| {m['mart']} | {m['cells']} | {m['suppressed']} |" for m in summary["marts"]]
-    if summary.get("excluded_areas"):
-        lines += [
-            "",
-            "Areas left out of this release (failed land/validate): "
-            + ", ".join(f"{e['unit']} ({e['stage']})" for e in summary["excluded_areas"]),
-        ]
-    lines += ["", "Approve to publish. Reject to publish nothing; say why in the comment field."]
-    return "\n".join(lines)

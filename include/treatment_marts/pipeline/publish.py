@@ -1,9 +1,13 @@
 """The publish stage: the staged, audited release goes public (Parquet + warehouse), with the restricted
-suppression log, the IG report and the spreadsheet exports."""
+suppression log and the spreadsheet exports. The IG report was written before the approval gate
+(`pipeline.review`); publishing only adds where and when the release went."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,8 @@ from treatment_marts.marts import load_marts
 from treatment_marts.marts.at_publish import build_publish_marts
 from treatment_marts.marts.codes import with_area_codes
 from treatment_marts.pipeline.record import read_json
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,12 @@ class PublishedRelease:
 def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str | Path) -> PublishedRelease:
     """Publish the staged, audited release: public marts (Parquet + warehouse) and the restricted log."""
     period, run_id = checked(period, run_id)
+    from treatment_marts.pipeline.review import write_review
     from treatment_marts.publish.exports import write_export_files
-    from treatment_marts.publish.ig_report import write_ig_report
+    from treatment_marts.publish.ig_report import REVIEW_DIR, SUMMARY_FILE, add_publication
     from treatment_marts.publish.release import publish_release
 
+    started = time.monotonic()
     staged = Path(staged_dir)
     manifest = read_json(staged / "run_manifest.json")
     areas = load_areas(settings.config_dir)
@@ -61,7 +69,7 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
     # Location marts from the protected marts and reference-population marts from their file: nothing new
     # is disclosed (marts/at_publish.py). Then GSS codes beside area names: an attribute of the area added
     # after protection, never seen by the suppressor.
-    built = build_publish_marts(protected, catalogue, rules, areas, scope, settings.config_dir, str(period))
+    built = build_publish_marts(protected, catalogue, rules, scope, settings.config_dir, str(period))
     marts = {name: with_area_codes(frame, areas) for name, frame in sorted({**protected, **built}.items())}
     log = pd.read_parquet(staged / "suppression_log.parquet")
 
@@ -89,7 +97,24 @@ def publish(settings: Settings, period: Period, run_id: RunId, staged_dir: str |
     result = publish_release(
         settings, period=period, run_id=run_id, marts=marts, suppression_log=log, manifest=manifest, exports=exports
     )
-    report = write_ig_report(settings, period=period, run_id=run_id, staged_dir=staged)
+    if not (staged / REVIEW_DIR / SUMMARY_FILE).exists():  # staged before the review step existed
+        write_review(settings, period, run_id, staged)
+    report = add_publication(
+        staged / REVIEW_DIR,
+        {
+            "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "marts": sorted(result.marts),
+            "manifest": str(result.manifest_path),
+            "exports": str(result.exports_path or ""),
+        },
+    )
+    logger.info(
+        "publish %s: %d marts public (%d area(s) left out), warehouse and exports updated in %.1fs",
+        period,
+        len(result.marts),
+        len(left_out),
+        time.monotonic() - started,
+    )
     return PublishedRelease(
         period=period,
         run_id=run_id,

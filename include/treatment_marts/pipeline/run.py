@@ -1,8 +1,12 @@
-"""The whole pipeline in-process, in the DAG's order (used by `treatment-marts run` and the benchmark)."""
+"""The whole pipeline in-process, in the DAG's order (used by `treatment-marts run` and the benchmark).
+
+As in the DAG, the IG review evidence (`pipeline.review`) is written right after protect, before publish."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,7 +20,10 @@ from treatment_marts.pipeline.land import LandResult, land
 from treatment_marts.pipeline.protect import ProtectResult, protect
 from treatment_marts.pipeline.publish import PublishedRelease, publish
 from treatment_marts.pipeline.record import period_lock
+from treatment_marts.pipeline.review import ReviewEvidence, write_review
 from treatment_marts.pipeline.validate import ValidateResult, validate
+
+log = logging.getLogger(__name__)
 
 STAGES = ("land", "validate", "protect", "publish")
 
@@ -31,6 +38,22 @@ class PeriodRun:
     validate: ValidateResult
     protect: ProtectResult
     publish: PublishedRelease
+    review: ReviewEvidence | None = None
+
+
+def protect_logged(settings: Settings, period: Period, run_id: RunId, landed_paths: list[str]) -> ProtectResult:
+    """`protect` with a line before and after: it is the longest stage (recode, marts, suppression, audit)."""
+    started = time.monotonic()
+    log.info("protect %s: %d accepted file(s): recode, build the marts, suppress, audit", period, len(landed_paths))
+    result = protect(settings, period, run_id, landed_paths)
+    log.info(
+        "protect %s: %d mart(s) staged, %d cell(s) suppressed and audited in %.1fs",
+        period,
+        len(result.marts),
+        result.suppressed_cells,
+        time.monotonic() - started,
+    )
+    return result
 
 
 def _no_hook(stage: str) -> AbstractContextManager[object]:
@@ -67,9 +90,10 @@ def _run_stages(
         fault_point("stage:after_validate")
         release_memory()
     with around_stage("protect"):
-        protected = protect(settings, period, run_id, validated.accepted_paths)
+        protected = protect_logged(settings, period, run_id, validated.accepted_paths)
+        review = write_review(settings, period, run_id, protected.staged_dir)
         fault_point("stage:after_protect")
         release_memory()
     with around_stage("publish"):
         published = publish(settings, period, run_id, protected.staged_dir)
-    return PeriodRun(land=landed, validate=validated, protect=protected, publish=published)
+    return PeriodRun(land=landed, validate=validated, protect=protected, publish=published, review=review)

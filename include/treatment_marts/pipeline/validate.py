@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from treatment_marts.validation.quarantine import QuarantineRules
 
 log = logging.getLogger(__name__)
+# Before GX is first imported (inside `validate`): its import alone logs ~200 `_docs_decorators` INFO lines,
+# emitted before validation.gx_runner can lower its level. Its warnings and errors still show.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 class DriftCheckFailed(RuntimeError):
@@ -125,6 +129,7 @@ def validate(
     from treatment_marts.validation.quarantine import QuarantineCeilingExceeded
 
     say = echo or (lambda line: None)
+    started = time.monotonic()
     policy = load_validation_policy(settings.config_dir)
     reports, frames, accepted_paths, outcomes, refusals = [], [], [], [], []
     for landed_path in landed_paths:
@@ -175,7 +180,7 @@ def validate(
         )
     if accept:
         point_current(settings, period, run_id, accepted_paths)
-    return ValidateResult(
+    result = ValidateResult(
         period=period,
         run_id=run_id,
         accepted_paths=accepted_paths,
@@ -185,3 +190,13 @@ def validate(
         quarantine=[o.to_dict() for o in outcomes],
         month_over_month=[f.message for f in findings if f.status != "pass"],
     )
+    log.info(
+        "validate %s: %d file(s) passed; %d warning(s), %d row(s) quarantined, %d month-over-month flag(s) in %.1fs",
+        period,
+        len(reports),
+        result.warnings,
+        result.quarantined_rows,
+        len(drift_flags),
+        time.monotonic() - started,
+    )
+    return result

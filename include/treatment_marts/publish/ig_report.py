@@ -1,8 +1,12 @@
-"""The information-governance view of a run: an HTML report beside the restricted suppression log.
+"""The IG report: the pages an IG reviewer reads to sign a release off, beside the restricted log.
 
-The report is restricted (it names suppressed cells and their audit intervals) and is what an IG reviewer
-reads to sign a release off: the rules applied, what was suppressed and why, the information lost, and
-the evidence that no suppressed value is recoverable.
+Written from the review figures (`pipeline.review`) into the run's restricted ``review/`` folder before the
+approval gate, so the reviewer decides on evidence: a summary page (areas left out first, the audit verdict,
+what is withheld per mart, per area and per group beside what primary suppression alone would withhold,
+what validation let through, what changed since the previous release), then detail pages (every mart by
+area; every validation caveat) and the suppression log as CSV. The pages hold counts of cells only; the
+CSV holds true values of suppressed cells, which is why the folder is restricted. Publishing re-renders the
+summary page with where and when the release went (`add_publication`).
 """
 
 from __future__ import annotations
@@ -10,106 +14,272 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from treatment_marts.core.files import write_private
+from treatment_marts.core.ids import RunId
 from treatment_marts.core.settings import Settings
 
+REVIEW_DIR = "review"
+SUMMARY_FILE = "summary.json"
+PUBLICATION_FILE = "publication.json"
+SUPPRESSION_LOG_CSV = "suppression_log.csv"
+INDEX_PAGE = "index.html"
+MARTS_PAGE = "marts.html"
+VALIDATION_PAGE = "validation.html"
+REPORT_FILES = (INDEX_PAGE, MARTS_PAGE, VALIDATION_PAGE, SUPPRESSION_LOG_CSV)
+"""Every file of a report a reader may open (the governance plugin serves these names only)."""
+
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#1b1b1b}
-table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
-th{background:#f0f0f0}.ok{color:#0a6b2b;font-weight:600}.bad{color:#a00;font-weight:600}
-code{background:#f6f6f6;padding:0 .2rem}
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#1b1b1b}
+table{border-collapse:collapse;margin:.6rem 0 1.2rem}th,td{border:1px solid #ccc;padding:.25rem .55rem;text-align:left}
+td.n,th.n{text-align:right}th{background:#f0f0f0}.ok{color:#0a6b2b;font-weight:600}.bad{color:#a00;font-weight:600}
+.warn{color:#8a5a00;font-weight:600}.box{border:2px solid #a00;padding:.4rem 1rem;margin:1rem 0}
+.groups{display:flex;flex-wrap:wrap;gap:1.5rem}.groups section{flex:1 1 30rem}
+code{background:#f6f6f6;padding:0 .2rem}nav a{margin-right:1rem}
 """
 
 
-def _table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "<p>None.</p>"
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if pd.isna(v) else str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+def report_dir(settings: Settings, run_id: str) -> Path:
+    """The run's restricted review folder (inside its run record, beside the staged release)."""
+    return settings.restricted_dir / "runs" / RunId.sanitise(run_id) / REVIEW_DIR
 
 
 def report_path(settings: Settings, period: str, run_id: str) -> Path:
-    return settings.restricted_dir / "reports" / f"period={period}" / f"ig_report_{run_id}.html"
+    """The summary page of a run's IG report (`period` kept for callers that address reports by period)."""
+    return report_dir(settings, run_id) / INDEX_PAGE
 
 
-def _record_level_section(summary: dict | None, loss: pd.DataFrame | None) -> str:
+def _e(value: Any) -> str:
+    return html.escape("" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value))
+
+
+def _table(rows: list[dict[str, Any]], columns: dict[str, str], table_id: str = "") -> str:
+    """A table of `rows` with `columns` (key -> heading); numbers right-aligned."""
+    if not rows:
+        return "<p>None.</p>"
+    numeric = {k for k in columns if all(isinstance(r.get(k), int | float) or r.get(k) is None for r in rows)}
+    head = "".join(f'<th class="{"n" if k in numeric else ""}">{_e(v)}</th>' for k, v in columns.items())
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"n" if k in numeric else ""}">{_e(r.get(k))}</td>' for k in columns) + "</tr>"
+        for r in rows
+    )
+    ident = f' id="{_e(table_id)}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _page(figures: dict[str, Any], title: str, content: str) -> str:
+    nav = (
+        f'<nav><a href="{INDEX_PAGE}">Summary</a><a href="{MARTS_PAGE}">Every mart by area</a>'
+        f'<a href="{VALIDATION_PAGE}">Validation</a><a href="{SUPPRESSION_LOG_CSV}" download>Suppression log (CSV)</a></nav>'
+    )
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{_e(title)}: IG report {_e(figures["period"])} {_e(figures["run_id"])}</title><style>{_STYLE}</style></head><body>
+<p><strong>RESTRICTED</strong>: for IG review. Counts are of table cells; the suppression log holds true values.</p>
+{nav}<h1>{_e(title)}, period {_e(figures["period"])}</h1><p>Run <code>{_e(figures["run_id"])}</code>; K = {_e(figures["k"])}
+(counts 1..{_e(figures["k"])} are withheld, marker <code>{_e(figures.get("marker"))}</code>).</p>
+{content}</body></html>"""
+
+
+def _left_out(figures: dict[str, Any]) -> str:
+    left_out = figures["areas_left_out"]
+    if not left_out:
+        return '<section id="areas-left-out"><h2>Areas left out</h2><p class="ok">None: every area is in the release.</p></section>'
+    return (
+        '<section id="areas-left-out" class="box"><h2>Areas left out</h2>'
+        f'<p class="bad">{len(left_out)} area(s) are not in this release (no row in any mart, never a zero); '
+        "the run ends failed after publishing the others.</p>"
+        + _table(left_out, {"unit": "area", "stage": "lost at", "reason": "why"})
+        + "</section>"
+    )
+
+
+def _verdict(figures: dict[str, Any]) -> str:
+    audit = figures["audit"]
+    if audit["passed"]:
+        return (
+            f'<p class="ok" id="audit">Disclosure audit passed: {audit["cells_checked"]} suppressed cell(s) checked '
+            f"by an independent attacker model; none recoverable exactly or within 1..{figures['k']}.</p>"
+        )
+    return f'<p class="bad" id="audit">Disclosure audit FAILED for {audit["disclosed"]} cell(s): do not approve.</p>'
+
+
+def _validation_summary(figures: dict[str, Any]) -> str:
+    checked = figures["validation"]
+    items = []
+    if checked["warnings"]:
+        items.append(f"{len(checked['warnings'])} warning-level expectation failure(s)")
+    if checked["quarantined_rows"]:
+        items.append(f"{checked['quarantined_rows']} row(s) set aside in quarantine")
+    if checked["month_over_month"]:
+        items.append(f"{len(checked['month_over_month'])} month-over-month flag(s)")
+    if not items:
+        return '<p class="ok" id="validation">Validation let nothing through with a caveat.</p>'
+    listed = "".join(
+        f"<li>{_e(w['area'] + ': ' if w['area'] else '')}{_e(w['rule'])} (<code>{_e(w['column'])}</code>)</li>"
+        for w in checked["warnings"][:8]
+    ) + "".join(f"<li>{_e(f['message'])}</li>" for f in checked["month_over_month"][:8])
+    return (
+        f'<p class="warn" id="validation">Validation passed with caveats: {_e("; ".join(items))} '
+        f'(<a href="{VALIDATION_PAGE}">details</a>).</p><ul>{listed}</ul>'
+    )
+
+
+_GROUP_COLUMNS = {
+    "value": "group",
+    "cells": "cells",
+    "withheld": "withheld",
+    "percent_withheld": "% withheld",
+    "primary_alone": "primary alone",
+    "percent_primary_alone": "% primary alone",
+}
+
+
+def _changes(figures: dict[str, Any]) -> str:
+    changes = figures["changes"]
+    if not changes["against"]:
+        return "<p>No earlier release of this period or of the previous month to compare with.</p>"
+    against = changes["against"]
+    same = against["period"] == figures["period"]
+    intro = (
+        f"<p>Against the current release of {_e(against['period'])} (run <code>{_e(against['run_id'])}</code>), "
+        + ("which this run would replace." if same else "the previous month.")
+        + "</p>"
+    )
+    columns = {"mart": "mart", "before": "withheld before", "now": "withheld now"}
+    if same:
+        columns |= {"newly_withheld": "newly withheld", "newly_published": "newly published"}
+    columns["note"] = "note"
+    rows = [r for r in changes["marts"] if r.get("before") != r.get("now") or r.get("newly_withheld") or r.get("note")]
+    unchanged = len(changes["marts"]) - len(rows)
+    return intro + _table(rows, columns, "changes") + (f"<p>{unchanged} mart(s) unchanged.</p>" if unchanged else "")
+
+
+def _record_level(summary: dict[str, Any] | None) -> str:
     if not summary:
         return "<p>No record-level extract is configured (rules.yaml <code>record_level</code>).</p>"
     if summary.get("withheld"):
-        return f"<p>No record-level extract this period: {html.escape(summary['reason'])}.</p>"
-    head = (
-        f"<p>{summary['records_out']} of {summary['records_in']} records released, K{summary['k']} over "
-        f"{html.escape(', '.join(summary['quasi_identifiers']))} by local suppression: "
-        f"{summary['values_suppressed']} value(s) suppressed in {summary['records_touched']} record(s), "
-        f"{summary['records_dropped']} record(s) dropped. Naive K{summary['k']} deletion would have dropped "
-        f"{summary['naive_deleted']} record(s). Loss per group, ours beside naive deletion:</p>"
+        return f"<p>No record-level extract this period: {_e(summary.get('reason'))}.</p>"
+    text = (
+        f"<p>{_e(summary['records_out'])} of {_e(summary['records_in'])} records released, K{_e(summary['k'])} over "
+        f"{_e(', '.join(summary['quasi_identifiers']))} by local suppression: {_e(summary['values_suppressed'])} "
+        f"value(s) suppressed in {_e(summary['records_touched'])} record(s), {_e(summary['records_dropped'])} "
+        f"dropped. Naive K{_e(summary['k'])} deletion would have dropped {_e(summary['naive_deleted'])}.</p>"
     )
-    return head + (_table(loss) if loss is not None else "")
+    loss = summary.get("loss_report")
+    if loss and Path(loss).is_file():
+        frame = pd.read_csv(loss)
+        text += _table(frame.to_dict("records"), {c: c for c in frame.columns})
+    return text
 
 
-def render_ig_report(
-    manifest: dict,
-    log: pd.DataFrame,
-    info_loss: pd.DataFrame,
-    audit: pd.DataFrame,
-    record_level: dict | None = None,
-    record_level_loss: pd.DataFrame | None = None,
-) -> str:
-    disclosed = int(audit["disclosed"].sum()) if "disclosed" in audit.columns else 0
-    verdict = (
-        f'<p class="ok">Disclosure audit passed: {len(audit)} suppressed cell(s) checked, none recoverable '
-        f"exactly or provably within 1..{manifest['k']}.</p>"
-        if disclosed == 0
-        else f'<p class="bad">Disclosure audit FAILED for {disclosed} cell(s): this release must not be published.</p>'
+def _publication(published: dict[str, Any] | None, gate: bool = True) -> str:
+    if not published:
+        waiting = "waiting for the IG decision" if gate else "staged, not yet published"
+        return f'<p id="publication" class="warn">Not published: {waiting}.</p>'
+    return (
+        f'<p id="publication" class="ok">Published at {_e(published.get("published_at"))}: '
+        f"{_e(len(published.get('marts', [])))} mart(s); public manifest <code>{_e(published.get('manifest'))}</code>; "
+        f"exports <code>{_e(published.get('exports'))}</code>.</p>"
     )
-    by_kind = (
-        log.groupby(["mart", "suppression"]).size().unstack(fill_value=0).reset_index()
-        if not log.empty and "suppression" in log.columns
-        else pd.DataFrame()
-    )
-    inputs = pd.DataFrame(manifest.get("inputs", []))
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>IG report {html.escape(manifest["period"])} {html.escape(manifest["run_id"])}</title><style>{_STYLE}</style></head><body>
-<h1>Disclosure-control report, period {html.escape(manifest["period"])}</h1>
-<p><strong>RESTRICTED</strong>: contains true values of suppressed cells. Do not publish.</p>
-<h2>Rules</h2>
-<ul><li>K{manifest["k"]}: any published group of {manifest["k"]} or fewer individuals is suppressed (primary);
-complementary cells are suppressed so that no suppressed value can be recovered from totals or linked tables (secondary);
-complementary cells the finished pattern no longer needs are published again (clean-up, never a primary or carried-forward cell), and the audit below checks the result.</li>
-<li>Zeros: {html.escape(manifest["zeros"])}.</li>
-<li>Rule-set hash: <code>{html.escape(manifest["ruleset_sha256"])}</code>; package version {html.escape(manifest["package_version"])}.</li></ul>
-<h2>Inputs</h2>{_table(inputs)}
-<p>Episodes received: {manifest.get("episodes_in", "n/a")}; excluded for no consent: {manifest.get("excluded_no_consent", "n/a")}.</p>
-<h2>Audit (attacker's view)</h2>{verdict}
-<h2>Suppressed cells by mart</h2>{_table(by_kind)}
-<h2>Information loss</h2>{_table(info_loss)}
-<h2>Record-level extract</h2>{_record_level_section(record_level, record_level_loss)}
-<h2>Suppression log</h2>{_table(log)}
-</body></html>"""
 
 
-def write_ig_report(settings: Settings, *, period: str, run_id: str, staged_dir: Path) -> Path:
-    manifest = json.loads((staged_dir / "run_manifest.json").read_text())
-    log = pd.read_parquet(staged_dir / "suppression_log.parquet")
-    info_loss = pd.read_parquet(staged_dir / "information_loss.parquet")
-    audit = pd.read_parquet(staged_dir / "audit_intervals.parquet")
-    record_level = (
-        json.loads((staged_dir / "record_level.json").read_text())
-        if (staged_dir / "record_level.json").exists()
-        else None
+def render_summary_page(figures: dict[str, Any], published: dict[str, Any] | None = None) -> str:
+    totals = figures["totals"]
+    groups = "".join(
+        f'<section class="group" data-group="{_e(label)}"><h3>Per {_e(label.lower())}</h3>'
+        + _table(rows, _GROUP_COLUMNS, f"group-{label.lower().replace(' ', '-')}")
+        + "</section>"
+        for label, rows in figures["groups"].items()
+        if rows
     )
-    loss = (
-        pd.read_csv(record_level["loss_report"])
-        if record_level and record_level.get("loss_report") and Path(record_level["loss_report"]).exists()
-        else None
+    content = f"""{_left_out(figures)}
+<h2>Decision facts</h2>{_verdict(figures)}
+<p id="totals"><strong>{totals["withheld"]} of {totals["cells"]} cells withheld ({totals["percent_withheld"]}%)</strong>
+across {totals["marts"]} marts; primary suppression alone would withhold {totals["primary"]} ({
+        totals["percent_primary"]
+    }%),
+the rest is secondary (complementary) suppression and derived marts withheld with their inputs.</p>
+{_validation_summary(figures)}{_publication(published, bool(figures.get("gate", True)))}
+<h2>Information loss per mart</h2>{
+        _table(
+            figures["marts"],
+            {
+                "mart": "mart",
+                "cells": "cells",
+                "withheld": "withheld",
+                "primary": "primary",
+                "secondary": "secondary",
+                "derived": "derived",
+                "percent_withheld": "% withheld",
+            },
+            "loss-by-mart",
+        )
+    }
+<h2>Information loss per area and per group</h2>
+<p>Cells withheld beside the cells primary suppression alone would withhold, over every mart with the column.</p>
+<div class="groups">{groups}</div>
+<h2>What changed since the previous release</h2>{_changes(figures)}
+<h2>Record-level extract</h2>{_record_level(figures.get("record_level"))}
+<h2>Rules</h2><ul><li>K{figures["k"]}: a published group of 1..{figures["k"]} people is withheld (primary suppression);
+complementary cells are withheld so that no withheld value can be recovered from totals or linked tables (secondary
+suppression); the audit checks the finished pattern.</li><li>Zeros: {_e(figures.get("zeros"))}.</li>
+<li>Rule-set hash <code>{_e(figures.get("ruleset_sha256"))}</code>; package {_e(figures.get("package_version"))};
+protected at {_e(figures.get("protected_at"))}.</li></ul>"""
+    return _page(figures, "IG review summary", content)
+
+
+def render_marts_page(figures: dict[str, Any]) -> str:
+    grid = pd.DataFrame(figures["mart_areas"])
+    if grid.empty:
+        table = "<p>None.</p>"
+    else:
+        cells = grid.assign(text=grid["withheld"].astype(str) + " / " + grid["cells"].astype(str))
+        pivot = cells.pivot(index="mart", columns="area", values="text").fillna("").reset_index()
+        table = _table(pivot.to_dict("records"), {c: c for c in pivot.columns}, "mart-by-area")
+    not_built = [{"mart": k, "why": v} for k, v in (figures.get("marts_not_built") or {}).items()]
+    content = (
+        "<h2>Cells withheld per mart and area (withheld / cells)</h2>"
+        + table
+        + "<h2>Marts not built this period</h2>"
+        + _table(not_built, {"mart": "mart", "why": "why"})
+        + "<h2>Inputs</h2>"
+        + _table(figures.get("inputs", []), {"source": "file", "sha256": "sha256 (first 16)"})
     )
-    target = report_path(settings, period, run_id)
-    write_private(target, render_ig_report(manifest, log, info_loss, audit, record_level, loss).encode("utf-8"))
+    return _page(figures, "Every mart by area", content)
+
+
+def render_validation_page(figures: dict[str, Any]) -> str:
+    checked = figures["validation"]
+    content = (
+        "<h2>Warning-level expectation failures</h2>"
+        + _table(checked["warnings"], {"area": "area", "rule": "rule", "column": "column"}, "warnings")
+        + "<h2>Month-over-month flags</h2>"
+        + _table(checked["month_over_month"], {"area": "area", "status": "status", "message": "finding"})
+        + "<h2>Rows set aside in quarantine</h2>"
+        + _table(checked["quarantine"], {"area": "area", "source": "file", "rows": "rows"})
+    )
+    return _page(figures, "What validation let through", content)
+
+
+def write_report_pages(folder: Path, figures: dict[str, Any], published: dict[str, Any] | None = None) -> Path:
+    """Write the report's pages into `folder`; returns the summary page."""
+    pages = {
+        INDEX_PAGE: render_summary_page(figures, published),
+        MARTS_PAGE: render_marts_page(figures),
+        VALIDATION_PAGE: render_validation_page(figures),
+    }
+    for name, text in pages.items():
+        write_private(folder / name, text.encode("utf-8"))
+    return folder / INDEX_PAGE
+
+
+def add_publication(folder: Path, published: dict[str, Any]) -> Path:
+    """What publishing adds to the report (where and when), recorded and shown on the summary page."""
+    figures = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
+    write_private(folder / PUBLICATION_FILE, json.dumps(published, indent=2, sort_keys=True).encode("utf-8"))
+    target = folder / INDEX_PAGE
+    write_private(target, render_summary_page(figures, published).encode("utf-8"))
     return target
