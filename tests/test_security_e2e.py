@@ -38,6 +38,13 @@ def hostile_config(target: Path) -> Path:
     rules["collapses"]["sex"]["groups"] = {EVIL_MALE: ["M"], "+Female": ["F"], "-Not known": ["U"]}
     rules["collapses"]["sex"]["missing"] = "-Not known"
     (target / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False))
+    # The reference population uses the marts' sex labels, so it takes the hostile ones too.
+    population = target / "reference" / "population.csv"
+    lines = population.read_text().splitlines()
+    renamed = {",sex,Male,": f',sex,"{EVIL_MALE.replace(chr(34), chr(34) * 2)}",', ",sex,Female,": ",sex,+Female,"}
+    for old, new in renamed.items():
+        lines = [line.replace(old, new) for line in lines]
+    population.write_text("\n".join(lines) + "\n")
     marts = yaml.safe_load((target / "marts.yaml").read_text())
     for mart in marts["marts"]:
         mart["title"] = "@" + mart["title"]

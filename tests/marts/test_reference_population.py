@@ -53,6 +53,16 @@ def test_a_bad_file_fails_with_the_reason(tmp_path: Path, body: str, message: st
         load_population(path, AREAS, LEVELS)
 
 
+def test_an_area_left_out_of_the_release_has_no_rows_and_total_sums_the_rest() -> None:
+    rows = load_population(CONFIG / "reference" / "population.csv", AREAS, LEVELS)
+    scope = AREAS.model_copy(update={"areas": [a for a in AREAS.areas if a.name != "Northton"]})
+    mart = next(m for m in load_marts(CONFIG).marts if m.name == "reference_population_sex_area")
+    frame = build_reference_population(rows, mart, scope, "2024-03")
+    assert "Northton" not in set(frame["area"])
+    total = frame[(frame["area"] == TOTAL) & (frame["sex"] == TOTAL)]["count"].iloc[0]
+    assert total == sum(r.population for r in rows if r.characteristic == "sex" and r.area != "Northton")
+
+
 def test_a_release_that_leaves_areas_out_gets_rows_for_its_own_areas_only() -> None:
     from treatment_marts.marts.at_publish import build_publish_marts
 
