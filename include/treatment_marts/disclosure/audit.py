@@ -34,7 +34,13 @@ from treatment_marts.disclosure.lp_model import (
     proved_small,
     safe_by_point,
 )
-from treatment_marts.disclosure.tables import MartTable, Zeros, cell_key, table_cell
+from treatment_marts.disclosure.tables import LinearRelation, MartTable, Zeros, cell_key, scoped_key, table_cell
+
+Scopes = Sequence[str | None] | None  # per table: the population it belongs to (None: one population alone)
+
+
+def _scope_of(scopes: Scopes, i: int) -> str | None:
+    return None if scopes is None else scopes[i]
 
 
 class DisclosureAuditFailed(RuntimeError):
@@ -59,15 +65,17 @@ class AuditResult:
         return not bool(self.intervals["disclosed"].any()) if len(self.intervals) else True
 
 
-def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
-    """One row per (table, cell): canonical key, published value or NaN when suppressed."""
+def _published_cells(tables: Sequence[MartTable], scopes: Scopes = None) -> pd.DataFrame:
+    """One row per (table, cell): canonical key (scoped by population), published value or NaN when
+    suppressed."""
     parts = []
-    for table in tables:
+    for i, table in enumerate(tables):
         dims = list(table.dimensions)
         frame = table.frame
         labels = frame[dims].astype(str)
+        scope = _scope_of(scopes, i)
         keys = [
-            cell_key(str(p), dict(zip(dims, row, strict=False)))
+            scoped_key(scope, cell_key(str(p), dict(zip(dims, row, strict=False))))
             for p, row in zip(frame["period"].astype(str), labels.itertuples(index=False, name=None), strict=False)
         ]
         parts.append(
@@ -80,6 +88,7 @@ def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
                         for row in labels.itertuples(index=False, name=None)
                     ],
                     "key": keys,
+                    "table": i,
                     "value": frame["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
                 }
             )
@@ -87,14 +96,15 @@ def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _equations(tables: Sequence[MartTable]) -> list[tuple[str, list[str]]]:
+def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple[str, list[str]]]:
     """(total key, member keys) for every line of every table, deduplicated."""
     equations: dict[tuple[str, tuple[str, ...]], None] = {}
-    for table in tables:
+    for i, table in enumerate(tables):
         dims = list(table.dimensions)
+        scope = _scope_of(scopes, i)
         frame = table.frame.assign(
             _key=[
-                cell_key(str(p), dict(zip(dims, row, strict=False)))
+                scoped_key(scope, cell_key(str(p), dict(zip(dims, row, strict=False))))
                 for p, row in zip(
                     table.frame["period"].astype(str),
                     table.frame[dims].astype(str).itertuples(index=False, name=None),
@@ -117,11 +127,23 @@ class AttackModel:
 
     Which cells are suppressed changes between calls (the suppressor iterates); the additive relations
     do not, so they are derived once and only the right-hand sides are recomputed.
+
+    ``scopes`` (one per table) puts several populations of a release in one system, each cell named by
+    its population (tables.scoped_key); ``relations`` are what the attacker knows across them (a subset
+    population is at most its superset, cell by cell) or across releases, as inequality rows.
     """
 
-    def __init__(self, tables: Sequence[MartTable]) -> None:
-        self.cells = _published_cells(tables)
-        self.equations = _equations(tables)
+    def __init__(
+        self, tables: Sequence[MartTable], scopes: Scopes = None, relations: Sequence[LinearRelation] = ()
+    ) -> None:
+        self.cells = _published_cells(tables, scopes)
+        self.equations = _equations(tables, scopes)
+        known_keys = set(self.cells["key"])
+        for relation in relations:
+            missing = [key for key, _ in relation.terms if key not in known_keys]
+            if missing:
+                raise ValueError(f"a relation names cell(s) no table publishes: {missing[:3]}")
+        self.relations = list(relations)
         self.integer_cache: IntegerCache = {}  # systems met again on later masks reuse their integer programmes
 
     def intervals(
@@ -153,8 +175,10 @@ class AttackModel:
         cols: list[int] = []
         coefs: list[float] = []
         rhs: list[float] = []
-        for total, members in self.equations:
-            terms = [(m, 1.0) for m in members] + [(total, -1.0)]
+        rhs_upper: list[float] = []
+        lines = [([(m, 1.0) for m in members] + [(total, -1.0)], 0.0, 0.0) for total, members in self.equations]
+        extra = [(list(r.terms), r.lower, r.upper) for r in self.relations]
+        for terms, low, high in lines + extra:
             involved = [(position[key], c) for key, c in terms if key in position]
             if not involved:
                 continue
@@ -164,9 +188,11 @@ class AttackModel:
                 rows.append(r)
                 cols.append(j)
                 coefs.append(c)
-            rhs.append(-constant)
+            rhs.append(low - constant)
+            rhs_upper.append(high - constant)
         matrix = csr_matrix((coefs, (rows, cols)), shape=(len(rhs), len(unknown)))
         b = np.asarray(rhs, dtype=float)
+        b_upper = np.asarray(rhs_upper, dtype=float)
 
         parent = list(range(len(unknown)))
 
@@ -202,6 +228,7 @@ class AttackModel:
                 verdict_only=verdict_only and ref is not None,
                 names=np.asarray(unknown, dtype=object)[component],
                 cache=self.integer_cache,
+                b_upper=b_upper[used_rows],
             )
             lower[component], upper[component], unproved[component] = bounds
         exact = pinned(lower, upper)
@@ -228,10 +255,13 @@ def attack_intervals(
     k: int = 3,
     zeros: Zeros = "show",
     carried: Collection[str] = (),
+    scopes: Scopes = None,
+    relations: Sequence[LinearRelation] = (),
 ) -> pd.DataFrame:
     """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
-    (and, for a revision, the keys the earlier release hid)."""
-    model = AttackModel(tables)
+    (and, for a revision, the keys the earlier release hid; with ``scopes``/``relations``, several
+    populations and what links them, as AttackModel)."""
+    model = AttackModel(tables, scopes, relations)
     values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
     return model.intervals(values, k=k, zeros=zeros, carried=carried)
 
@@ -246,8 +276,10 @@ def _component_bounds(
     verdict_only: bool = False,
     names: np.ndarray | None = None,
     cache: IntegerCache | None = None,
+    b_upper: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integer lower and upper bound of every variable of one component, s.t. A x = b, x >= floor, x
+    """Integer lower and upper bound of every variable of one component, s.t. b <= A x <= b_upper (b_upper
+    defaults to b: the tables' lines are equations, other relations may be inequalities), x >= floor, x
     integer (lp_model.BoundsModel: LP bounds, tightened, borderline cells by integer programme), and which
     bounds an integer programme could not prove in time.
 
@@ -260,7 +292,7 @@ def _component_bounds(
     unproved = np.zeros(n, dtype=bool)
     if a_eq.shape[0] == 0:
         return floor.astype(float).copy(), np.full(n, np.inf), unproved
-    model = BoundsModel(a_eq, b_eq, floor, names=names, cache=cache)
+    model = BoundsModel(a_eq, b_eq, floor, names=names, cache=cache, rhs_upper=b_upper)
     low = floor.astype(float).copy()
     high = np.full(n, np.inf)
     witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
@@ -296,12 +328,20 @@ def audit(
     zeros: Zeros = "show",
     true_counts: pd.DataFrame | None = None,
     carried: Collection[str] = (),
+    scopes: Scopes = None,
+    relations: Sequence[LinearRelation] = (),
+    report: Collection[int] | None = None,
 ) -> AuditResult:
     """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
-    keys the period's earlier release hid (a revision keeps them hidden even when now zero)."""
-    cells = _published_cells(tables)
-    suppressed = cells[cells["value"].isna()].drop(columns=["value"])
-    intervals = attack_intervals(tables, k=k, zeros=zeros, carried=carried)
+    keys the period's earlier release hid (a revision keeps them hidden even when now zero). ``scopes`` and
+    ``relations``: every population of a release in one system (AttackModel). ``report``: the tables whose
+    cells are this release's (positions; default all); the others are context, e.g. an earlier release
+    the attacker holds, and are solved with the rest but not reported."""
+    cells = _published_cells(tables, scopes)
+    if report is not None:
+        cells = cells[cells["table"].isin(list(report))]
+    suppressed = cells[cells["value"].isna()].drop(columns=["value", "table"])
+    intervals = attack_intervals(tables, k=k, zeros=zeros, carried=carried, scopes=scopes, relations=relations)
     result = suppressed.merge(intervals, on="key", how="left")
     if true_counts is not None and len(true_counts):
         truth = true_counts[["mart", "cell", "true_count"]]

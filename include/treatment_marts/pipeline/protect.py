@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -34,6 +34,9 @@ from treatment_marts.marts.populations import history_months
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
+
+if TYPE_CHECKING:
+    from treatment_marts.disclosure.tables import LinearRelation, MartTable
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,21 @@ def assert_k_safe(frame: pd.DataFrame, name: str, k: int) -> None:
         )
 
 
+def population_relations(tables: dict[str, list[MartTable]], clients: dict[str, pd.DataFrame]) -> list[LinearRelation]:
+    """What the attacker knows across the populations of one release: a subset population (marts/
+    populations.SUBSET_OF) is at most its superset in every cell both publish, up to the clients the two
+    count by different episodes (populations.subset_slack: 0 for new presentations by construction)."""
+    from treatment_marts.disclosure.relations import subset_relations
+    from treatment_marts.marts.populations import SUBSET_OF, subset_slack
+
+    relations: list[LinearRelation] = []
+    for subset, superset in SUBSET_OF.items():
+        if subset in tables and superset in tables and tables[subset] and tables[superset]:
+            slack = subset_slack(clients[subset], clients[superset])
+            relations.extend(subset_relations(subset, tables[subset], superset, tables[superset], slack=slack))
+    return relations
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -236,14 +254,19 @@ def protect_populations(
     marts_config: MartsConfig,
     scope: AreasConfig,
 ) -> ProtectedPopulations:
-    """Per population: build its marts, suppress them together, audit them independently, write them."""
+    """Build every population's marts, suppress them against one attacker who holds the whole release
+    (each population's linked tables, and the relations between populations), audit the release as one
+    system, write the marts."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
-    from treatment_marts.disclosure.protect import protect as protect_tables
-    from treatment_marts.disclosure.tables import MartTable, ProtectionError
+    from treatment_marts.disclosure.protect import PopulationNotProtected, protect_release
+    from treatment_marts.disclosure.tables import MartTable, ProtectionError, scoped_key  # noqa: F811
 
     carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
-    for population, definitions in marts_config.by_population().items():
+    populations = marts_config.by_population()
+    tables: dict[str, list[MartTable]] = {}
+    clients: dict[str, pd.DataFrame] = {}
+    for population, definitions in populations.items():
         source = analysis
         if history_months(population) > 1:
             source, missing = _history(
@@ -252,44 +275,56 @@ def protect_populations(
             if missing:
                 out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
                 continue
-        clients = select_population(source, population, period)
-        tables = [
-            MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
+        clients[population] = select_population(source, population, period)
+        tables[population] = [
+            MartTable(
+                name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients[population], d, period, levels)
+            )
             for d in definitions
         ]
-        earlier = carried.get(population, carried.get(None, set()))
-        try:
-            protected = protect_tables(
-                tables,
-                k=rules.disclosure.k,
-                zeros=rules.disclosure.zeros,
-                carried=earlier,
-                cleanup_audits=rules.disclosure.cleanup_audits,
-            )
-        except ProtectionError as exc:
-            revision = (
-                f"; this is a revision: {len(earlier)} cell(s) the current release withholds must stay withheld, so "
-                "a corrected file that changes small groups can leave no safe pattern -- publish the correction "
-                "with the next period, or ask IG to withdraw the current release first (docs/runbook.md)"
-                if earlier
-                else "; publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
-            )
-            names = ", ".join(d.name for d in definitions)
-            raise ProtectionError(
-                f"population {population} (marts {names}) cannot be protected: {exc}{revision}"
-            ) from None
-        result = audit(
-            protected.tables,
+    earlier = {population: carried.get(population, carried.get(None, set())) for population in tables}
+    relations = population_relations(tables, clients)
+    try:
+        protected = protect_release(
+            tables,
+            relations=relations,
             k=rules.disclosure.k,
             zeros=rules.disclosure.zeros,
-            true_counts=protected.log,
             carried=earlier,
+            cleanup_audits=rules.disclosure.cleanup_audits,
         )
-        out.intervals.append(result.intervals)
-        if not result.passed:
-            raise DisclosureAuditFailed(result)
-        percent_of = {d.name: d.percent_of for d in definitions}
-        for table in protected.tables:
+    except PopulationNotProtected as exc:
+        named = [exc.population] if exc.population in populations else list(tables)
+        held = sum(len(earlier[p]) for p in named)
+        revision = (
+            f"; this is a revision: {held} cell(s) the current release withholds must stay withheld, so "
+            "a corrected file that changes small groups can leave no safe pattern -- publish the correction "
+            "with the next period, or ask IG to withdraw the current release first (docs/runbook.md)"
+            if held
+            else "; publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
+        )
+        names = ", ".join(d.name for p in named for d in populations[p])
+        subject = f"population {exc.population}" if exc.population in populations else "the release's populations"
+        raise ProtectionError(f"{subject} (marts {names}) cannot be protected: {exc.reason}{revision}") from None
+    order = list(tables)
+    released = [t for p in order for t in protected[p].tables]
+    scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
+    logs = [protected[p].log for p in order]
+    result = audit(
+        released,
+        k=rules.disclosure.k,
+        zeros=rules.disclosure.zeros,
+        true_counts=pd.concat(logs, ignore_index=True) if logs else None,
+        carried={scoped_key(p, key) for p in order for key in earlier[p]},
+        scopes=scopes,
+        relations=relations,
+    )
+    out.intervals.append(result.intervals)
+    if not result.passed:
+        raise DisclosureAuditFailed(result)
+    for population in order:
+        percent_of = {d.name: d.percent_of for d in populations[population]}
+        for table in protected[population].tables:
             assert_k_safe(table.frame, table.name, rules.disclosure.k)
             frame = table.frame
             percent = percent_of[table.name]
@@ -297,8 +332,8 @@ def protect_populations(
                 frame = add_percentages(frame, list(table.dimensions), percent)
             frame.to_parquet(marts_dir / f"{table.name}.parquet", index=False)
             out.marts.append(table.name)
-        out.logs.append(protected.log.assign(population=population))
-        out.losses.append(protected.information_loss)
+        out.logs.append(protected[population].log.assign(population=population))
+        out.losses.append(protected[population].information_loss)
     return out
 
 
