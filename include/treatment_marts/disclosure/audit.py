@@ -155,6 +155,7 @@ class AttackModel:
         reference: pd.Series | None = None,
         carried: Collection[str] = (),
         verdict_only: bool = False,
+        public: Collection[str] = (),
     ) -> pd.DataFrame:
         """Integer interval (``lower``, ``upper``: Int64, upper missing when unbounded) of every unknown (NaN)
         key and the verdict. ``reference``: a known feasible point (true values) that lets a caller skip the
@@ -164,7 +165,9 @@ class AttackModel:
         more and two above its true value (lp_model.safe_by_point) is safe without an LP of its own, and its
         ``upper`` is then that witnessed value rounded down (a lower estimate of the true maximum).
         ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
-        stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it."""
+        stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it.
+        ``public``: keys whose value an earlier release already published (the same cell, its input
+        unchanged); pinning them reveals nothing new, so they are never judged disclosed."""
         unknown = sorted(values[values.isna()].index)
         columns = ["key", "lower", "upper", "disclosed", "reason"]
         if not unknown:
@@ -238,13 +241,14 @@ class AttackModel:
             "exact value recoverable",
             np.where(small, f"proved to be at most {k}", np.where(unproved, "not proved safe (time limit)", "")),
         )
+        known_public = np.isin(unknown, list(public))
         return pd.DataFrame(
             {
                 "key": unknown,
                 "lower": pd.array([int(v) for v in lower], dtype="Int64"),
                 "upper": pd.array([int(v) if np.isfinite(v) else pd.NA for v in upper], dtype="Int64"),
-                "disclosed": exact | small | unproved,
-                "reason": reason,
+                "disclosed": (exact | small | unproved) & ~known_public,
+                "reason": np.where(known_public, "published in the earlier release", reason),
             }
         )
 
@@ -257,13 +261,14 @@ def attack_intervals(
     carried: Collection[str] = (),
     scopes: Scopes = None,
     relations: Sequence[LinearRelation] = (),
+    public: Collection[str] = (),
 ) -> pd.DataFrame:
     """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
     (and, for a revision, the keys the earlier release hid; with ``scopes``/``relations``, several
     populations and what links them, as AttackModel)."""
     model = AttackModel(tables, scopes, relations)
     values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
-    return model.intervals(values, k=k, zeros=zeros, carried=carried)
+    return model.intervals(values, k=k, zeros=zeros, carried=carried, public=public)
 
 
 def _component_bounds(
@@ -331,17 +336,21 @@ def audit(
     scopes: Scopes = None,
     relations: Sequence[LinearRelation] = (),
     report: Collection[int] | None = None,
+    public: Collection[str] = (),
 ) -> AuditResult:
     """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
     keys the period's earlier release hid (a revision keeps them hidden even when now zero). ``scopes`` and
     ``relations``: every population of a release in one system (AttackModel). ``report``: the tables whose
     cells are this release's (positions; default all); the others are context, e.g. an earlier release
-    the attacker holds, and are solved with the rest but not reported."""
+    the attacker holds, and are solved with the rest but not reported. ``public``: keys an earlier release
+    already published (AttackModel.intervals)."""
     cells = _published_cells(tables, scopes)
     if report is not None:
         cells = cells[cells["table"].isin(list(report))]
     suppressed = cells[cells["value"].isna()].drop(columns=["value", "table"])
-    intervals = attack_intervals(tables, k=k, zeros=zeros, carried=carried, scopes=scopes, relations=relations)
+    intervals = attack_intervals(
+        tables, k=k, zeros=zeros, carried=carried, scopes=scopes, relations=relations, public=public
+    )
     result = suppressed.merge(intervals, on="key", how="left")
     if true_counts is not None and len(true_counts):
         truth = true_counts[["mart", "cell", "true_count"]]

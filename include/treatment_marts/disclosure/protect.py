@@ -20,6 +20,7 @@ from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.audit import AttackModel
 from treatment_marts.disclosure.cleanup import clean_up
 from treatment_marts.disclosure.lattice import Lattice, build_lattice
+from treatment_marts.disclosure.relations import published_through
 from treatment_marts.disclosure.secondary import Exposure, Suppressor, settle
 from treatment_marts.disclosure.tables import (
     LinearRelation,
@@ -65,6 +66,7 @@ def audit_exposure(
     *,
     scopes: Sequence[str | None] | None = None,
     relations: Sequence[LinearRelation] = (),
+    public: Collection[str] = (),
 ) -> Exposure:
     """The independent audit's verdict on a suppression mask (the suppressor's `Exposure`): cells whose
     interval it can pin, in key order. The audit derives its equations from the tables themselves;
@@ -76,7 +78,9 @@ def audit_exposure(
 
     def exposed(suppressed: np.ndarray) -> list[int]:
         published = truth.where(~pd.Series(suppressed, index=lattice.keys))
-        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True)
+        intervals = attacker.intervals(
+            published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True, public=public
+        )
         return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
 
     return exposed
@@ -215,6 +219,13 @@ def _settle_release(
             suppressor.forbidden[cell] = not is_hidden  # never hidden now: it is already public
             if is_hidden and joint.counts[cell] == 0:
                 zero_context.add(key)  # a hidden zero (carried forward there): the attacker knows only >= 0
+    published_context = {
+        scoped_key(n, key) for n, t in fixed for key in _keys(t.frame[t.frame["count"].notna()], list(t.dimensions))
+    }
+    public = published_through(relations, published_context)
+    for key in public:  # hiding a cell the earlier release published (and that did not change) hides nothing
+        if not suppressor.suppressed[index[key]]:
+            suppressor.forbidden[index[key]] = True
     scoped_carried = {scoped_key(n, key) for n, keys in carried.items() for key in keys} | zero_context
     exposure = audit_exposure(
         tables + [t for _, t in fixed],
@@ -224,6 +235,7 @@ def _settle_release(
         scoped_carried,
         scopes=scopes + [n for n, _ in fixed],
         relations=relations,
+        public=public,
     )
     settle(suppressor, _through_release(exposure, suppressor, relations, index, context_cell), max_rounds)
     for name in names:
