@@ -143,8 +143,28 @@ class AttackModel:
             missing = [key for key, _ in relation.terms if key not in known_keys]
             if missing:
                 raise ValueError(f"a relation names cell(s) no table publishes: {missing[:3]}")
-        self.relations = list(relations)
+        # A relation "a = b" (a revision's cell of an unchanged area and the earlier release's) makes the two
+        # cells one variable: substituted, not added as a row, so a revision's system is hardly larger than
+        # the release's own.
+        parent: dict[str, str] = {}
+
+        def root(key: str) -> str:
+            while parent.get(key, key) != key:
+                key = parent[key]
+            return key
+
+        self.relations = []
+        for relation in relations:
+            if _identity(relation):
+                (a, _), (b, _) = relation.terms
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+            else:
+                self.relations.append(relation)
+        self.alias = {key: root(key) for key in parent}
         self.integer_cache: IntegerCache = {}  # systems met again on later masks reuse their integer programmes
+        self.component_cache: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def intervals(
         self,
@@ -168,12 +188,20 @@ class AttackModel:
         stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it.
         ``public``: keys whose value an earlier release already published (the same cell, its input
         unchanged); pinning them reveals nothing new, so they are never judged disclosed."""
-        unknown = sorted(values[values.isna()].index)
         columns = ["key", "lower", "upper", "disclosed", "reason"]
-        if not unknown:
+        hidden_keys = sorted(values[values.isna()].index)
+        if not hidden_keys:
             return pd.DataFrame(columns=columns).astype({"disclosed": bool})
-        position = {key: i for i, key in enumerate(unknown)}
         known = values.dropna().to_dict()
+        alias = self.alias
+        group_value = {alias[key]: v for key, v in known.items() if key in alias}
+        shown = {key: group_value[alias[key]] for key in hidden_keys if alias.get(key) in group_value}
+        known.update(shown)  # hidden here, but the same cell is published in the other release
+        unknown = sorted({alias.get(key, key) for key in hidden_keys if key not in shown})
+        if not unknown:
+            return _with_aliases(pd.DataFrame(columns=columns).astype({"disclosed": bool}), hidden_keys, alias, shown)
+        position = {key: i for i, key in enumerate(unknown)}
+        position.update({key: position[alias[key]] for key in hidden_keys if key in alias and key not in shown})
         rows: list[int] = []
         cols: list[int] = []
         coefs: list[float] = []
@@ -194,6 +222,8 @@ class AttackModel:
             rhs.append(low - constant)
             rhs_upper.append(high - constant)
         matrix = csr_matrix((coefs, (rows, cols)), shape=(len(rhs), len(unknown)))
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()  # a cell and its alias in one line cancel
         b = np.asarray(rhs, dtype=float)
         b_upper = np.asarray(rhs_upper, dtype=float)
 
@@ -213,27 +243,17 @@ class AttackModel:
         for j in range(len(unknown)):
             components.setdefault(find(j), []).append(j)
 
-        floor = np.where(np.isin(unknown, list(carried)), 0.0, float(a_priori_lower(zeros)))
+        floor = np.where(np.isin(unknown, [alias.get(key, key) for key in carried]), 0.0, float(a_priori_lower(zeros)))
         lower = floor.copy()
         upper = np.full(len(unknown), np.inf)
         unproved = np.zeros(len(unknown), dtype=bool)
         by_column = matrix.tocsc()
         ref = None if reference is None else reference.reindex(unknown).to_numpy(dtype=float)
+        names = np.asarray(unknown, dtype=object)
         for component in components.values():
-            sub = by_column[:, component]
-            used_rows = np.unique(sub.nonzero()[0])
-            bounds = _component_bounds(
-                sub[used_rows, :].tocsc(),
-                b[used_rows],
-                floor[component],
-                k,
-                None if ref is None else ref[component],
-                verdict_only=verdict_only and ref is not None,
-                names=np.asarray(unknown, dtype=object)[component],
-                cache=self.integer_cache,
-                b_upper=b_upper[used_rows],
+            lower[component], upper[component], unproved[component] = self._solve_component(
+                by_column, component, b, b_upper, floor, k, ref, names, verdict_only=verdict_only
             )
-            lower[component], upper[component], unproved[component] = bounds
         exact = pinned(lower, upper)
         small = proved_small(upper, k)
         reason = np.where(
@@ -241,16 +261,98 @@ class AttackModel:
             "exact value recoverable",
             np.where(small, f"proved to be at most {k}", np.where(unproved, "not proved safe (time limit)", "")),
         )
-        known_public = np.isin(unknown, list(public))
-        return pd.DataFrame(
+        by_variable = pd.DataFrame(
             {
                 "key": unknown,
                 "lower": pd.array([int(v) for v in lower], dtype="Int64"),
                 "upper": pd.array([int(v) if np.isfinite(v) else pd.NA for v in upper], dtype="Int64"),
-                "disclosed": (exact | small | unproved) & ~known_public,
-                "reason": np.where(known_public, "published in the earlier release", reason),
+                "disclosed": exact | small | unproved,
+                "reason": reason,
             }
         )
+        out = _with_aliases(by_variable, hidden_keys, alias, shown)
+        known_public = out["key"].isin(list(public)).to_numpy()
+        out["disclosed"] = out["disclosed"].to_numpy() & ~known_public
+        out["reason"] = np.where(known_public, "published in the earlier release", out["reason"])
+        return out
+
+    def _solve_component(
+        self,
+        by_column: csc_matrix,
+        component: list[int],
+        b: np.ndarray,
+        b_upper: np.ndarray,
+        floor: np.ndarray,
+        k: int,
+        ref: np.ndarray | None,
+        names: np.ndarray,
+        *,
+        verdict_only: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bounds of one connected system; the same system (cells, rows, right-hand sides) has the same
+        answer, so a suppressor's round that changes one corner of a release re-solves only that corner."""
+        sub = by_column[:, component]
+        used_rows = np.unique(sub.nonzero()[0])
+        system = sub[used_rows, :].tocsc()
+        key = (
+            tuple(names[component].tolist()),
+            system.indptr.tobytes(),
+            system.indices.tobytes(),
+            system.data.tobytes(),
+            b[used_rows].tobytes(),
+            b_upper[used_rows].tobytes(),
+            floor[component].tobytes(),
+            k,
+            None if ref is None else ref[component].tobytes(),
+            verdict_only and ref is not None,
+        )
+        bounds = self.component_cache.get(key)
+        if bounds is None:
+            bounds = _component_bounds(
+                system,
+                b[used_rows],
+                floor[component],
+                k,
+                None if ref is None else ref[component],
+                verdict_only=verdict_only and ref is not None,
+                names=names[component],
+                cache=self.integer_cache,
+                b_upper=b_upper[used_rows],
+            )
+            self.component_cache[key] = bounds
+        return bounds
+
+
+def _identity(relation: LinearRelation) -> bool:
+    """``a - b = 0``: two names of one cell."""
+    if len(relation.terms) != 2 or relation.lower != 0 or relation.upper != 0:
+        return False
+    return sorted(c for _, c in relation.terms) == [-1.0, 1.0]
+
+
+def _with_aliases(
+    by_variable: pd.DataFrame, hidden_keys: list[str], alias: dict[str, str], shown: dict[str, float]
+) -> pd.DataFrame:
+    """One row per hidden key: its variable's interval, or (``shown``) the value the other release
+    published, which discloses nothing new."""
+    rows = by_variable.set_index("key")
+    solved = [key for key in hidden_keys if key not in shown]
+    out = rows.reindex([alias.get(key, key) for key in solved]).reset_index(drop=True)
+    out.insert(0, "key", solved)
+    if shown:
+        value = pd.array([int(shown[key]) for key in shown], dtype="Int64")
+        extra = pd.DataFrame(
+            {
+                "key": list(shown),
+                "lower": value,
+                "upper": value,
+                "disclosed": False,
+                "reason": "published in the earlier release",
+            }
+        )
+        out = pd.concat([out, extra], ignore_index=True)
+    out["disclosed"] = out["disclosed"].astype(bool)
+    return out.sort_values("key", kind="stable").reset_index(drop=True)
 
 
 def attack_intervals(

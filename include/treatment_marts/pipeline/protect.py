@@ -376,12 +376,12 @@ def protect_populations(
         )
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
-        held = sum(len(earlier[p]) for p in named)
+        withheld = sum(len(earlier[p]) for p in named)
         revision = (
-            f"; this is a revision: {held} cell(s) the current release withholds must stay withheld, so "
+            f"; this is a revision: {withheld} cell(s) the current release withholds must stay withheld, so "
             "a corrected file that changes small groups can leave no safe pattern -- publish the correction "
             "with the next period, or ask IG to withdraw the current release first (docs/runbook.md)"
-            if held
+            if withheld
             else "; publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
         )
         names = ", ".join(d.name for p in named for d in populations[p])
