@@ -401,12 +401,11 @@ def protect_populations(
         | {scoped_key(s, key) for s, t in held for key in _hidden_zeros(t)},
         scopes=scopes + [s for s, _ in held],
         relations=relations,
-        report=range(len(released)),
         public=published_through(relations, {scoped_key(s, key) for s, t in held for key in _published_keys(t)}),
     )
-    out.intervals.append(result.intervals)
-    if not result.passed:
+    if not result.passed:  # a cell of this release, or one the earlier release hid that the two now expose
         raise DisclosureAuditFailed(result)
+    out.intervals.append(result.intervals[~result.intervals["key"].str.startswith(f"{EARLIER}:")])
     for population in order:
         percent_of = {d.name: d.percent_of for d in populations[population]}
         for table in protected[population].tables:
