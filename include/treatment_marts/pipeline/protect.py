@@ -1,7 +1,8 @@
 """The protect stage: recode, build every mart, suppress (primary + secondary), audit, stage the release.
 
-Three steps, each its own function: `protect_populations` (per population: marts, suppression, the
-independent audit), `build_derived_marts` (from the protected marts only, so no new disclosure) and
+Three steps, each its own function: `protect_populations` (every population's marts, suppressed against
+one attacker who holds the whole release, its population relations and, for a revision, the release it
+replaces; then the independent audit of that one system), `build_derived_marts` (from the protected marts only, so no new disclosure) and
 `write_stage_manifest`. The staged release lives in the run's restricted folder until `publish`.
 
 A release covers the areas the run record says are in it (``areas.json``, written by `accept_areas`): an
