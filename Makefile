@@ -127,9 +127,11 @@ constraints: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^treatment-marts' > constraints.txt
 	@touch $(STAMP)
 
-## bench: the benchmark (not a test): per-stage time and memory, baseline, scaling
+## bench: every figure of docs/performance.md in one run (not a test; ~10 min idle on 2 cores): build/bench/bench.json,
+## build/bench/bench.png and the goal ratios measured in the same run. BENCH_ARGS e.g. --clients 107000,1070000
+BENCH_OUT ?= build/bench
 bench: $(STAMP)
-	$(BIN)/treatment-marts bench $(BENCH_ARGS)
+	$(BIN)/python -m treatment_marts.ops.bench --out $(BENCH_OUT) $(BENCH_ARGS)
 
 ## clean: remove the virtual environment, the demo's Airflow home and data
 clean:

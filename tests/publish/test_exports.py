@@ -1,4 +1,5 @@
-"""Analyst exports: GSS [c] markers, a notes sheet, and no formula injection."""
+"""Analyst exports: GSS [c] markers, one margin label, and no formula injection (structure of the workbooks:
+test_workbook.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 from openpyxl import load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
 
+from treatment_marts.core.labels import TOTAL
 from treatment_marts.core.settings import Settings
-from treatment_marts.publish.exports import NATIONAL, neutralise_formula, write_exports
+from treatment_marts.publish.exports import neutralise_formula, write_exports
+
+
+def table_rows(sheet: Worksheet) -> list[tuple]:
+    """The rows of the sheet's one Excel table, header first (located by the table's range, not guessed)."""
+    (table,) = sheet.tables.values()
+    return [tuple(cell.value for cell in row) for row in sheet[table.ref]]
 
 
 def mart() -> pd.DataFrame:
@@ -49,12 +58,16 @@ def test_exports_mark_suppressed_cells_and_carry_notes(tmp_path: Path) -> None:
     assert csv.loc[2, "area"].startswith("'=")
 
     book = load_workbook(target / "Exborough_2024-03.xlsx")
-    assert book.sheetnames == ["notes", "in_treatment_sex_area"]
-    notes = [row[1] for row in book["notes"].iter_rows(min_row=2, values_only=True)]
-    assert any("[c] = confidential" in str(text) for text in notes)
-    rows = list(book["in_treatment_sex_area"].iter_rows(min_row=2, values_only=True))
-    areas = {row[1] for row in rows}
-    assert areas == {"Exborough", NATIONAL}  # the area beside the national comparator, nothing else
+    assert book.sheetnames == ["Cover", "Contents", "Notes", "Table 1"]  # no tab name given: numbered
+    notes = [row[1] for row in table_rows(book["Notes"])[1:]]
+    assert any("suppressed" in str(text) and "[c] (confidential)" in str(text) for text in notes)
+    assert "A caveat." in notes
+    sheet = book["Table 1"]
+    assert sheet["A1"].value.startswith("Adults in treatment by sex and area, Exborough and Total, March 2024 [note")
+    rows = table_rows(sheet)
+    assert rows[0] == ("Area", "Sex", "Number of people", "Percentage")
+    areas = {row[0] for row in rows[1:]}
+    assert areas == {"Exborough", TOTAL}  # the area beside the national comparator, one margin label
     for row in rows:
         for cell in row:
             assert not (isinstance(cell, str) and cell.startswith(("=", "+", "@")))

@@ -163,3 +163,35 @@ def test_a_validation_logs_a_summary_not_gx_noise(
     assert gx_info == [], f"{len(gx_info)} GX INFO lines, e.g. {gx_info[0].getMessage()[:100]}"
     assert ours and any("expectations" in r.getMessage() for r in ours)
     assert len(caplog.records) < 40
+
+
+def test_one_run_stores_one_gx_result_with_every_expectation_of_the_suite_once(tmp_path: Path) -> None:
+    """The suite runs on narrow per-domain batches (speed), but GX keeps one result per extract, as a
+    checkpoint run would: every committed expectation once, in suite order, fingerprinting the whole batch."""
+    import json
+
+    from great_expectations.execution_engine.pandas_execution_engine import hash_pandas_dataframe
+
+    from treatment_marts.validation.gx_runner import suite_path, with_derived_columns
+
+    settings = Settings.from_env(data_root=tmp_path)
+    frame = generate_extract(PERIOD, clients=300, areas=["Northton"], seed=5)
+    bad = frame.assign(sex=frame["sex"].mask(frame.index < 2, "X"))
+    report = validate_extract(bad, period=PERIOD, settings=settings, run_id="one", source="one.csv")
+    stored = list((settings.gx_dir).rglob("validations/**/*.json"))
+    assert len(stored) == 1, stored
+    result = json.loads(stored[0].read_text())
+    committed = json.loads(suite_path(settings).read_text())["expectations"]
+    assert [r["expectation_config"]["type"] for r in result["results"]] == [e["type"] for e in committed]
+    assert [r["expectation_config"]["meta"]["rule"] for r in result["results"]] == [
+        e["meta"]["rule"] for e in committed
+    ]
+    assert result["statistics"]["evaluated_expectations"] == len(committed)
+    assert result["statistics"]["unsuccessful_expectations"] == 1 and result["success"] is False
+    assert result["meta"]["batch_markers"]["pandas_data_fingerprint"] == hash_pandas_dataframe(
+        with_derived_columns(bad)
+    )
+    assert result["meta"]["checkpoint_id"] and result["meta"]["validation_id"]
+    assert [r["rule"] for r in report.blocking_failures()] == ["sex uses the contract's code list"]
+    pages = list(report.data_docs_index.parent.rglob("validations/**/*.html"))  # type: ignore[union-attr]
+    assert len(pages) == 1, pages

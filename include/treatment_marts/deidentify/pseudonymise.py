@@ -12,7 +12,10 @@ import os
 import secrets
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from treatment_marts.core.files import make_private_dirs
 from treatment_marts.core.settings import Settings
@@ -40,4 +43,18 @@ def pseudonymise(parts: list[pd.Series], key: str) -> pd.Series:
     for part in parts[1:]:
         joined = joined + "|" + part.astype("string").fillna("")
     hashed = pd.util.hash_pandas_object(joined, index=False, hash_key=key, categorize=False)
-    return hashed.map("{:016x}".format).astype("string")
+    return pd.Series(pd.arrays.ArrowStringArray(_hex16(hashed.to_numpy())), index=joined.index)
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype="S1")
+
+
+def _hex16(values: np.ndarray) -> pa.Array:
+    """Each uint64 as 16 lower-case hex digits ("{:016x}"), in NumPy: formatting a national month's million
+    hashes one by one in Python took ~1-2 s."""
+    octets = np.ascontiguousarray(values.astype(">u8")).view(np.uint8).reshape(-1, 8)
+    digits = np.empty((len(values), 16), dtype="S1")
+    digits[:, 0::2] = _HEX_DIGITS[octets >> 4]
+    digits[:, 1::2] = _HEX_DIGITS[octets & 15]
+    fixed = pa.array(digits.view("S16").ravel(), type=pa.binary(16))
+    return pc.cast(fixed.cast(pa.binary()), pa.string())

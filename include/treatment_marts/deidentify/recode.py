@@ -61,7 +61,12 @@ def age_band(age: pd.Series, scheme: AgeBandScheme) -> pd.Series:
 
 
 def collapse(series: pd.Series, mapping: dict[str, str], missing: str) -> pd.Series:
-    return series.map(mapping).astype("string").fillna(missing)
+    """Map codes to their group (``missing`` for blanks and unmapped codes). Maps each distinct code once
+    and takes the result by position: a per-row dict lookup on Arrow strings cost ~0.2 s a column."""
+    codes, distinct = pd.factorize(series)
+    labels = pd.array([mapping.get(value) for value in distinct], dtype="string")
+    mapped = labels.take(codes, allow_fill=True) if len(labels) else pd.array([pd.NA] * len(series), dtype="string")
+    return pd.Series(mapped, index=series.index, name=series.name).fillna(missing)
 
 
 def substance_group(frame: pd.DataFrame, rules: RulesConfig) -> pd.Series:
@@ -133,7 +138,7 @@ def recode(frame: pd.DataFrame, rules: RulesConfig, areas: AreasConfig, *, pseud
     # whole extract would hold a second copy of every column, identifiers included, for no use.
     consented = frame.loc[frame["consent"] == "Y", _columns_read(rules)].reset_index(drop=True)
     area_by_code = areas.by_code()
-    unknown_codes = sorted(set(consented["la_code"].dropna()) - set(area_by_code))
+    unknown_codes = sorted(set(consented["la_code"].dropna().unique()) - set(area_by_code))
     if unknown_codes:
         raise RecodeError(
             f"la_code value(s) {unknown_codes} are not configured areas; add them to include/config/areas.yaml "

@@ -9,10 +9,26 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treatment_marts.core.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, load_validated
 
+REFERENCE_CHARACTERISTICS = ("sex", "age_band", "ethnicity_group")
+"""What a reference-population mart can break the adult population down by (one per mart, beside area)."""
+
 
 class Population(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     description: str
+
+
+SHEET_NAME = r"^[A-Za-z0-9][A-Za-z0-9 ,()&'-]{0,30}$"
+"""A spreadsheet tab name: at most 31 characters (Excel's limit), none of ``[]:*?/\\``, so it is never cut."""
+
+
+class Publication(BaseModel):
+    """What every workbook's cover sheet says about the release as a whole (GSS: title, source, contact)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    contact: str = Field(min_length=1)
 
 
 class MartDefinition(BaseModel):
@@ -20,9 +36,13 @@ class MartDefinition(BaseModel):
 
     name: str = Field(pattern=SQL_IDENTIFIER)
     title: str
+    # the mart's tab in the workbooks; without it the tab is "Table <n>"
+    sheet: str | None = Field(default=None, pattern=SHEET_NAME)
     population: str
     dimensions: list[Annotated[str, Field(pattern=SQL_IDENTIFIER)]] = Field(min_length=1, max_length=4)
-    measure: Literal["clients", "unmet_need"]
+    # clients: protected with its population; unmet_need / location: derived after suppression from a published
+    # clients mart; reference_population: a reference file only (no client data, not subject to K3)
+    measure: Literal["clients", "unmet_need", "location", "reference_population"]
     percent_of: str | None = None
     caveats: list[str] = []
     # measure unmet_need only: a mart derived after suppression from a published clients mart
@@ -36,29 +56,60 @@ class MartDefinition(BaseModel):
             raise ValueError(f"mart {self.name}: a dimension is listed twice")
         if self.percent_of is not None and self.percent_of not in self.dimensions:
             raise ValueError(f"mart {self.name}: percent_of {self.percent_of!r} is not one of its dimensions")
-        derived = (self.derived_from, self.reference, self.prevalence_groups)
-        if self.measure == "unmet_need":
-            if None in derived or self.dimensions != ["area", "prevalence_group"] or self.percent_of:
-                raise ValueError(
-                    f"mart {self.name}: an unmet_need mart has dimensions [area, prevalence_group], no percent_of, "
-                    "and needs derived_from, reference and prevalence_groups"
-                )
-            for group, members in (self.prevalence_groups or {}).items():
-                unknown = sorted(set(members) - set(SUBSTANCE_GROUPS))
-                if not members or unknown:
-                    raise ValueError(
-                        f"mart {self.name}: prevalence group {group!r} needs substance groups of {list(SUBSTANCE_GROUPS)}, got {unknown or 'none'}"
-                    )
-        elif any(v is not None for v in derived):
-            raise ValueError(
-                f"mart {self.name}: derived_from, reference and prevalence_groups are for measure unmet_need only"
-            )
+        {
+            "unmet_need": self._check_unmet_need,
+            "location": self._check_location,
+            "reference_population": self._check_reference_population,
+        }.get(self.measure, self._check_clients)()
         return self
+
+    def _check_clients(self) -> None:
+        if any(v is not None for v in (self.derived_from, self.reference, self.prevalence_groups)):
+            raise ValueError(
+                f"mart {self.name}: derived_from, reference and prevalence_groups are for derived marts only "
+                "(measure unmet_need, location or reference_population)"
+            )
+
+    def _check_unmet_need(self) -> None:
+        derived = (self.derived_from, self.reference, self.prevalence_groups)
+        if None in derived or self.dimensions != ["area", "prevalence_group"] or self.percent_of:
+            raise ValueError(
+                f"mart {self.name}: an unmet_need mart has dimensions [area, prevalence_group], no percent_of, "
+                "and needs derived_from, reference and prevalence_groups"
+            )
+        for group, members in (self.prevalence_groups or {}).items():
+            unknown = sorted(set(members) - set(SUBSTANCE_GROUPS))
+            if not members or unknown:
+                raise ValueError(
+                    f"mart {self.name}: prevalence group {group!r} needs substance groups of {list(SUBSTANCE_GROUPS)}, got {unknown or 'none'}"
+                )
+
+    def _check_location(self) -> None:
+        if self.derived_from is None or self.reference or self.prevalence_groups or "location" not in self.dimensions:
+            raise ValueError(
+                f"mart {self.name}: a location mart needs derived_from (a clients mart with an area dimension) and "
+                "the source's dimensions with area replaced by location; no reference or prevalence_groups"
+            )
+
+    def _check_reference_population(self) -> None:
+        if self.reference is None or self.derived_from or self.prevalence_groups:
+            raise ValueError(f"mart {self.name}: a reference_population mart needs a reference file only")
+        if (
+            len(self.dimensions) != 2
+            or self.dimensions[0] != "area"
+            or self.dimensions[1] not in REFERENCE_CHARACTERISTICS
+            or self.percent_of != self.dimensions[1]
+        ):
+            raise ValueError(
+                f"mart {self.name}: a reference_population mart has dimensions [area, <one of "
+                f"{list(REFERENCE_CHARACTERISTICS)}>] and percent_of that characteristic"
+            )
 
 
 class MartsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    publication: Publication | None = None
     populations: dict[str, Population]
     marts: list[MartDefinition]
 
@@ -68,6 +119,9 @@ class MartsConfig(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate mart names: {dupes}")
+        sheets = [m.sheet.casefold() for m in self.marts if m.sheet]  # Excel compares tab names case-blind
+        if len(set(sheets)) != len(sheets):
+            raise ValueError(f"duplicate sheet names: {sorted({s for s in sheets if sheets.count(s) > 1})}")
         for mart in self.marts:
             if mart.population not in self.populations:
                 raise ValueError(
@@ -83,14 +137,19 @@ class MartsConfig(BaseModel):
         """Marts of one population share margins: they are protected together as linked tables."""
         grouped: dict[str, list[MartDefinition]] = {}
         for mart in self.marts:
-            if mart.derived_from is not None:
+            if mart.measure != "clients":
                 continue
             grouped.setdefault(mart.population, []).append(mart)
         return grouped
 
     def derived(self) -> list[MartDefinition]:
-        """Marts computed after suppression from published marts (they add no new disclosure risk)."""
-        return [m for m in self.marts if m.derived_from is not None]
+        """Unmet-need marts: computed by the protect stage from its protected marts (no new disclosure)."""
+        return [m for m in self.marts if m.measure == "unmet_need"]
+
+    def built_at_publish(self) -> list[MartDefinition]:
+        """Location marts (from the published clients marts) and reference-population marts (from a
+        reference file): built when the release is published, adding nothing the release does not show."""
+        return [m for m in self.marts if m.measure in ("location", "reference_population")]
 
 
 def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> MartsConfig:
@@ -98,14 +157,23 @@ def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> Ma
     config: MartsConfig = load_validated(MartsConfig, path)
     if known_dimensions is not None:
         for mart in config.marts:
-            unknown = sorted(
-                set(mart.dimensions) - known_dimensions - ({"prevalence_group"} if mart.prevalence_groups else set())
-            )
+            exempt = {"prevalence_group"} if mart.prevalence_groups else set()
+            unknown = sorted(set(mart.dimensions) - known_dimensions - exempt)
             if unknown:
                 raise ConfigError(
                     f"{path}: mart {mart.name}: unknown dimension(s) {unknown}; known: {sorted(known_dimensions)}"
                 )
     names = {m.name: m for m in config.marts}
+    for mart in config.marts:
+        if mart.measure != "location":
+            continue
+        source = names[str(mart.derived_from)]
+        expected = ["location" if d == "area" else d for d in source.dimensions]
+        if "area" not in source.dimensions or mart.dimensions != expected:
+            raise ConfigError(
+                f"{path}: mart {mart.name}: a location mart has its source's dimensions with area replaced by "
+                f"location: {expected if 'area' in source.dimensions else 'the source has no area dimension'}"
+            )
     for mart in config.derived():
         if not {"area", "substance_group"} <= set(names[str(mart.derived_from)].dimensions):
             raise ConfigError(

@@ -12,7 +12,8 @@ from pathlib import Path
 from treatment_marts.core.config import load_areas, load_rules
 from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.marts.builder import TOTAL, dimension_levels
-from treatment_marts.marts.definitions import load_marts
+from treatment_marts.marts.definitions import MartDefinition, load_marts
+from treatment_marts.marts.seed_tables import SEED000, SEED004
 
 DOC_PATH = REPO_DIR / "docs" / "marts.md"
 
@@ -22,6 +23,7 @@ DIMENSION_NOTES = {
     "age_band": "Age at episode start (triage date) in the default age-band scheme.",
     "time_in_treatment": "Discharge date minus triage date, for exits.",
     "representation": "For successful completions in the completion window: whether a new episode started (triage) within 6 months after the discharge (boundary included).",
+    "location": "Seed 000's location collapse (areas.yaml `location`): each named site, and `Other` = every other area in the release (Total minus the named sites); location marts are derived from the published area marts.",
     "prevalence_group": "Groups of the prevalence estimates (unmet-need marts); each counts the adults in treatment in the substance groups listed with its mart. Groups overlap.",
 }
 
@@ -85,6 +87,40 @@ NOTES = [
 ]
 
 
+EXAMPLE_PERIOD = "2024-03"
+
+
+def _examples(mart: MartDefinition) -> list[str]:
+    """An SQL and a pandas query an analyst can paste: the first area (or location) beside Total, the
+    dimension `percent` shares out (else the next one) in full, any further dimension at Total."""
+    place = "location" if "location" in mart.dimensions else "area"
+    free = (
+        [mart.percent_of]
+        if mart.percent_of and mart.percent_of != place
+        else [d for d in mart.dimensions if d != place][:1]
+    )
+    held = [d for d in mart.dimensions if d != place and d not in free]
+    show = [place, *(["area_code"] if place == "area" else []), *free, "count"]
+    show += ["percent"] if mart.percent_of else []
+    show += ["unmet_need_percent"] if mart.measure == "unmet_need" else []
+    first = "Exborough"
+    where = [f"period = '{EXAMPLE_PERIOD}'", f"{place} IN ('{first}', '{TOTAL}')", *(f"{d} = '{TOTAL}'" for d in held)]
+    masks = [f"(m['{place}'].isin(['{first}', '{TOTAL}']))", *(f"(m['{d}'] == '{TOTAL}')" for d in held)]
+    return [
+        "```sql",
+        f"SELECT {', '.join(show)}",
+        f"FROM {mart.name}",
+        "WHERE " + " AND ".join(where),
+        f"ORDER BY {', '.join([place, *free])};",
+        "```",
+        "",
+        "```python",
+        f"m = pd.read_parquet('data/public/marts/{mart.name}/', filters=[('period', '==', '{EXAMPLE_PERIOD}')])",
+        f"m[{' & '.join(masks)}][{show!r}]",
+        "```",
+    ]
+
+
 def render_marts_doc(config_dir: Path) -> str:
     rules = load_rules(config_dir)
     areas = load_areas(config_dir)
@@ -109,12 +145,47 @@ def render_marts_doc(config_dir: Path) -> str:
         "|---|---|",
         "| `period` | the month, `YYYY-MM` |",
         "| dimension columns | a category, or `Total` on margin rows (every combination of margins is present) |",
+        "| `area_code` | (marts with `area`) the area's GSS code from areas.yaml, beside its name, for joins to ONS / Fingertips / census data; null on `Total` rows (not an area). An attribute of the area, not a dimension: added after suppression |",
         f"| `count` | distinct adults; **null when suppressed** (counts of 1 to {k} individuals, and complementary cells) |",
         "| `status` | `c` when the cell is suppressed (GSS convention), else null; it never says why |",
         "| `percent` | (some marts) the cell's share of its margin along one dimension, from published counts only; null when its count or base is suppressed |",
         "| `estimate`, `estimate_lower`, `estimate_upper` | (unmet-need marts) the prevalence estimate and its interval, from the reference file |",
         "| `unmet_need_percent`, `unmet_need_lower`, `unmet_need_upper` | (unmet-need marts) 100 x (1 - count / estimate), at the estimate and at its lower and upper bound; null when the count is suppressed or there is no estimate |",
         "| `estimate_year`, `estimate_source` | (unmet-need marts) the estimate's year and source, as given in the reference file |",
+        "| `reference_year`, `reference_source` | (reference-population marts) the reference file's year and source |",
+        "",
+        f"**One margin label: `{TOTAL}`**, in every mart, warehouse table, CSV file and workbook. It is the label the",
+        "disclosure code keys margins on, it reads the same in every output, and it stays true in a partial release,",
+        f"where the area `{TOTAL}` is the sum of the areas in the release and not all of England (the workbooks used to",
+        'say "England (all areas)", which that would contradict). The cover and notes of every workbook say what it sums.',
+        "",
+        "### Reading every period",
+        "",
+        "The `period=YYYY-MM` folders are Hive partitions, so the mart folder reads as one dataset. Old versions kept",
+        "under `.releases/` (and `_manifest.json`) are skipped by pandas, pyarrow and the DuckDB glob below.",
+        "",
+        "```python",
+        "import pandas as pd",
+        "mart = pd.read_parquet('data/public/marts/in_treatment_substance_area_sex/')            # every period",
+        "march = pd.read_parquet('data/public/marts/in_treatment_substance_area_sex/',",
+        "                        filters=[('period', '==', '2024-03')])                          # one, pruned",
+        "mart['period'] = mart['period'].astype('string')   # read as a categorical (the partition type)",
+        "",
+        "import pyarrow.parquet as pq, pyarrow.dataset as ds",
+        "table = pq.read_table('data/public/marts/in_treatment_substance_area_sex/')",
+        "dataset = ds.dataset('data/public/marts/in_treatment_substance_area_sex/')  # no partitioning= needed",
+        "```",
+        "",
+        "```sql",
+        "-- DuckDB: glob the period folders (not '**', which would also match old versions under .releases/)",
+        "SELECT period, sum(count) FROM read_parquet('data/public/marts/in_treatment_substance_area_sex/period=*/data.parquet')",
+        "WHERE area = 'Total' AND substance_group = 'Total' AND sex = 'Total' GROUP BY period ORDER BY period;",
+        "-- The warehouse (SQLite data/warehouse.db, or PostgreSQL schema marts) holds every period in one table",
+        "SELECT period, count FROM in_treatment_substance_area_sex",
+        "WHERE area = 'Total' AND substance_group = 'Total' AND sex = 'Total' ORDER BY period;",
+        "```",
+        "",
+        "Each file also carries its `period` column, so one `period=.../data.parquet` read on its own is complete.",
         "",
         f"Unit of count: distinct clients, each counted once per mart by their latest episode in the population. "
         f"Zeros are {'published' if rules.disclosure.zeros == 'show' else 'suppressed like 1 to k'}.",
@@ -137,7 +208,17 @@ def render_marts_doc(config_dir: Path) -> str:
             f"- Measure: {mart.measure}"
             + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
         ]
-        if mart.derived_from:
+        if mart.measure == "location":
+            lines.append(
+                f"- Derived after suppression from the published `{mart.derived_from}`: a named site is its area's "
+                "cell, Other = Total minus the named sites; withheld (`c`) when a cell it needs is withheld"
+            )
+        elif mart.measure == "reference_population":
+            lines.append(
+                f"- From the reference file `include/config/reference/{mart.reference}` (not client data, not "
+                "suppressed): `count` = adults in the population, `percent` = share of the area's adults"
+            )
+        elif mart.derived_from:
             lines.append(
                 f"- Derived after suppression from the published `{mart.derived_from}` (sex = Total) and the "
                 f"reference file `include/config/reference/{mart.reference}`"
@@ -147,7 +228,7 @@ def render_marts_doc(config_dir: Path) -> str:
                 for group, members in (mart.prevalence_groups or {}).items()
             ]
         lines += [f"- Caveat: {c}" for c in mart.caveats]
-        lines.append("")
+        lines += ["", *_examples(mart), ""]
     lines += NOTES
     lines += ["## Dimensions", ""]
     for dim in used:
@@ -157,22 +238,44 @@ def render_marts_doc(config_dir: Path) -> str:
     lines += [
         "## Example queries",
         "",
+        "Every mart above has its own SQL and pandas example (`import pandas as pd` first). Across marts:",
+        "",
         "```sql",
-        "-- Substance mix of one area beside the national comparator (SQLite: data/warehouse.db)",
-        "SELECT area, substance_group, count, percent, status",
-        "FROM in_treatment_substance_area_sex",
-        "WHERE period = '2024-03' AND sex = 'Total' AND area IN ('Exborough', 'Total')",
-        "ORDER BY area, substance_group;",
-        "",
-        "-- Numbers in treatment by month (trend), all areas",
-        "SELECT period, area, count FROM in_treatment_substance_area_sex",
+        "-- Numbers in treatment by month (trend), all areas, with the GSS code for joins to ONS / Fingertips data",
+        "SELECT period, area, area_code, count FROM in_treatment_substance_area_sex",
         "WHERE substance_group = 'Total' AND sex = 'Total' ORDER BY period, area;",
+        "",
+        "-- Seed 004 Figs 6 / 11: ethnic profile of new presentations against the local adult population",
+        "SELECT n.area, n.ethnicity_group, n.count, n.percent AS presentations_percent,",
+        "       p.percent AS population_percent, n.percent - p.percent AS difference_points",
+        "FROM new_presentations_ethnicity_area n",
+        "JOIN reference_population_ethnicity_area p USING (area, ethnicity_group)",
+        "WHERE n.period = '2024-03' AND p.period = '2024-03' AND n.ethnicity_group <> 'Total'",
+        "ORDER BY n.area, n.ethnicity_group;",
         "```",
         "",
-        "```python",
-        "import pandas as pd",
-        "mart = pd.read_parquet('data/public/marts/in_treatment_substance_area_sex/period=2024-03/')",
-        "```",
+        "## Seed tables",
+        "",
+        "`treatment_marts.marts.seed_tables` holds seed 000 Tables 1-9 and the seed 004 figures the marts express as",
+        "queries over the published marts (`seed_table(marts, SEED000['T4'], group_labels)`); a cell is a sum of",
+        "published cells and null when any of them is withheld. `tests/marts/test_published_release.py` rebuilds each",
+        "from a generated month's published marts and checks it against the client-level truth.",
+        "",
+        "| seed table | published marts | query |",
+        "|---|---|---|",
+        *[
+            f"| {t.title} | {', '.join(sorted({f'`{c.mart}`' for c in t.columns.values()}))} | "
+            f"{t.by} x {', '.join(t.columns)}; cohort {' + '.join(t.cohort)} |"
+            for t in [*SEED000.values(), *SEED004.values()]
+        ],
+        "| Seed 004 Fig 8: exits by length of time in treatment | `exits_time_in_treatment_area` | `percent` by `time_in_treatment`, as published |",
+        "| Seed 004 Figs 6 / 11: ethnicity of new presentations vs population | `new_presentations_ethnicity_area`, `reference_population_ethnicity_area` | join on (area, ethnicity_group): `ethnicity_vs_population` |",
+        "",
+        "Not expressible from these marts: seed 004 Figs 5, 7, 10, 13, 14 cross age or referral with sex *and* a",
+        "substance cohort (a four-way table most of whose cells would be suppressed), Fig 12 / 16 need multi-response",
+        "substances and outcome reviews the extract does not carry, and the seed figures the domain notes list as",
+        "inconsistent (section 6.2) are not oracles. Seed percentages themselves are reproduced for Table 1 by the",
+        "calibrated reference check above; the generator is not calibrated to Tables 2-9.",
         "",
     ]
     return "\n".join(lines)

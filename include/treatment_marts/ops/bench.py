@@ -361,3 +361,230 @@ def main(
     print(render(results))
     _write_figures(json_out, results)
     return 0
+
+
+# --- `make bench`: every figure of docs/performance.md in one run ------------------------------------------
+
+# The goals of issue 19, checked on figures measured in the same run (ratios, so that a loaded machine
+# inflates both sides alike; the absolute times are only comparable on an idle machine).
+GOAL_PIPELINE_RATIO = 10.0  # whole pipeline / bare Parquet read + write, national month
+GOAL_GX_RATIO = 3.0  # GX validation / the same suite in plain pandas
+GOAL_PEAK_RSS_MB = 3 * 1024
+GOAL_SCALING_EXPONENT = 1.1  # pipeline seconds ~ rows^b from the smallest to the largest month: linear or better
+FULL_SIZES = (107_000, 300_000, 1_070_000)  # adults in treatment: ~100k, ~280k, ~1M episode rows
+
+
+def scaling_exponent(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares slope of log(seconds) on log(rows): 1 is linear, below 1 means fixed costs still show."""
+    import numpy as np
+
+    usable = [(rows, seconds) for rows, seconds in points if rows > 0 and seconds > 0]
+    if len(usable) < 2:
+        return None
+    x, y = np.log([r for r, _ in usable]), np.log([s for _, s in usable])
+    return round(float(np.polyfit(x, y, 1)[0]), 2)
+
+
+def goals(figures: dict) -> list[dict]:
+    """Each goal of issue 19 with the figure measured for it in this run, and whether it is met."""
+    pipeline = figures.get("pipeline") or []
+    out: list[dict] = []
+    if pipeline:
+        largest = max(pipeline, key=lambda r: r["rows"])
+        out.append(
+            {
+                "goal": f"whole pipeline within {GOAL_PIPELINE_RATIO:g}x a bare read + write ({largest['rows']:,} rows)",
+                "measured": largest["ratio_to_baseline"],
+                "unit": "x",
+                "met": largest["ratio_to_baseline"] is not None and largest["ratio_to_baseline"] <= GOAL_PIPELINE_RATIO,
+            }
+        )
+        peak = max(r["peak_rss_mb"] for r in pipeline)
+        out.append(
+            {
+                "goal": f"peak RSS under {GOAL_PEAK_RSS_MB:,} MB",
+                "measured": peak,
+                "unit": "MB",
+                "met": peak < GOAL_PEAK_RSS_MB,
+            }
+        )
+        exponent = scaling_exponent([(r["rows"], r["pipeline_seconds"]) for r in pipeline])
+        if exponent is not None:
+            out.append(
+                {
+                    "goal": f"linear in rows (seconds ~ rows^b, b <= {GOAL_SCALING_EXPONENT:g}) from "
+                    f"{min(r['rows'] for r in pipeline):,} to {largest['rows']:,} rows",
+                    "measured": exponent,
+                    "unit": "b",
+                    "met": exponent <= GOAL_SCALING_EXPONENT,
+                }
+            )
+    validation = figures.get("validation")
+    if validation:
+        out.append(
+            {
+                "goal": f"GX within {GOAL_GX_RATIO:g}x the same suite in plain pandas ({validation['rows']:,} rows)",
+                "measured": validation["ratio"],
+                "unit": "x",
+                "met": validation["ratio"] is not None and validation["ratio"] <= GOAL_GX_RATIO,
+            }
+        )
+    return out
+
+
+def render_goals(rows: list[dict]) -> str:
+    lines = ["\ngoals (issue 19), measured in this run:"]
+    for row in rows:
+        lines.append(f"  {'MET    ' if row['met'] else 'NOT MET'} {row['goal']}: {row['measured']}{row['unit']}")
+    return "\n".join(lines)
+
+
+def plot(figures: dict, target: Path) -> Path:
+    """Two panels: seconds per stage against rows (stacked), and the pipeline / bare read+write ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    pipeline = sorted(figures["pipeline"], key=lambda r: r["rows"])
+    rows = [r["rows"] for r in pipeline]
+    stages = [s["stage"] for s in pipeline[0]["stages"] if not s["stage"].startswith("generate")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    bottom = [0.0] * len(rows)
+    for stage in stages:
+        seconds = [next(s["seconds"] for s in r["stages"] if s["stage"] == stage) for r in pipeline]
+        left.bar([str(f"{n:,}") for n in rows], seconds, bottom=bottom, label=stage.split(" (")[0])
+        bottom = [b + s for b, s in zip(bottom, seconds, strict=True)]
+    left.set_xlabel("episode rows")
+    left.set_ylabel("seconds")
+    left.set_title("time per stage (baseline: bare read + write)")
+    left.legend(fontsize=8)
+    right.plot(rows, [r["ratio_to_baseline"] for r in pipeline], marker="o", label="pipeline / bare read+write")
+    right.axhline(GOAL_PIPELINE_RATIO, linestyle="--", color="grey", label=f"goal {GOAL_PIPELINE_RATIO:g}x")
+    validation = figures.get("validation")
+    if validation:
+        right.plot([validation["rows"]], [validation["ratio"]], marker="s", linestyle="", label="GX / plain pandas")
+        right.axhline(GOAL_GX_RATIO, linestyle=":", color="grey", label=f"GX goal {GOAL_GX_RATIO:g}x")
+    right.set_xscale("log")
+    right.set_xlabel("episode rows")
+    right.set_ylabel("ratio")
+    right.set_title("ratio against rows (same run)")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
+
+
+def bench_all(
+    out_dir: Path,
+    *,
+    sizes: tuple[int, ...] = FULL_SIZES,
+    validation_clients: int | None = 1_070_000,
+    catalogue_clients: int | None = 300_000,
+    optimal_gap_tables: int | None = 30,
+    load: tuple[int, int] | None = None,
+    load_clients: int | None = None,
+) -> dict:
+    """Every benchmark of docs/performance.md in one run; writes ``bench.json`` and ``bench.png`` to ``out_dir``.
+
+    The machine's load average is recorded before and after: the goals are ratios measured in this run,
+    but absolute times are only comparable between idle runs."""
+    import datetime
+    import os
+    import platform
+
+    figures: dict[str, Any] = {
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": os.getloadavg()},
+    }
+    figures["pipeline"] = bench_scaling(list(sizes))
+    if validation_clients:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+            figures["validation"] = bench_validation(validation_clients, workdir=Path(tmp))
+    if catalogue_clients:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
+            figures["catalogue"] = bench_catalogue(catalogue_clients, workdir=Path(tmp))
+    if optimal_gap_tables:
+        from treatment_marts.disclosure.optimal_gap import gap_on_random_tables, summarise_gap
+
+        gaps = gap_on_random_tables(optimal_gap_tables, shape=(3, 4))
+        figures["optimal_gap"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in summarise_gap(gaps).items()}
+    if load:
+        with tempfile.TemporaryDirectory(prefix="tm-bench-load-") as tmp:
+            figures["load"] = bench_load(load[0], workdir=Path(tmp), areas=load[1], clients=load_clients)
+    figures["machine"]["load_after"] = os.getloadavg()
+    figures["goals"] = goals(figures)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(figures, indent=2, default=str))
+    plot(figures, out_dir / "bench.png")
+    return figures
+
+
+def render_all(figures: dict) -> str:
+    parts = [render(figures["pipeline"])]
+    if "validation" in figures:
+        v = figures["validation"]
+        parts.append(
+            f"\nvalidation of {v['rows']:,} rows: GX {v['gx_seconds']:.1f} s, plain pandas {v['plain_seconds']:.1f} s: "
+            f"GX/plain = {v['ratio']}x"
+        )
+    if "catalogue" in figures:
+        c = figures["catalogue"]
+        parts.append(
+            f"\ncatalogue of {c['marts']} marts ({c['cells']:,} cells) from {c['rows']:,} episode rows: "
+            f"build + publish {c['build_publish_seconds']:.1f} s, peak RSS {c['peak_rss_mb']:.0f} MB"
+        )
+    if "optimal_gap" in figures:
+        g = figures["optimal_gap"]
+        parts.append(
+            f"\nsecondary suppression on {g['tables']} random 3x4 tables: loss {g['suppressor_loss']} vs optimal "
+            f"{g['optimal_loss']}: gap {g['gap_percent']}%"
+        )
+    if "load" in figures:
+        parts.append(render_load(figures["load"]))
+    before, after = figures["machine"]["load_before"], figures["machine"]["load_after"]
+    parts.append(
+        f"\nload average {before[0]:.1f} before, {after[0]:.1f} after ({figures['machine']['cpus']} CPUs): "
+        "absolute times are comparable only between idle runs; the ratios are measured in this same run"
+    )
+    parts.append(render_goals(figures["goals"]))
+    return "\n".join(parts)
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """`python -m treatment_marts.ops.bench` (what `make bench` runs)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m treatment_marts.ops.bench", description=bench_all.__doc__)
+    parser.add_argument("--out", default="build/bench", help="folder for bench.json and bench.png")
+    parser.add_argument("--clients", default=",".join(str(n) for n in FULL_SIZES), help="pipeline sizes (adults)")
+    parser.add_argument(
+        "--validation", type=int, default=1_070_000, help="GX vs plain pandas on a month of N (0: skip)"
+    )
+    parser.add_argument("--catalogue", type=int, default=300_000, help="build + publish on a month of N (0: skip)")
+    parser.add_argument("--optimal-gap", type=int, default=30, help="random tables for the optimum gap (0: skip)")
+    parser.add_argument("--load", help="also a backfill MONTHSxAREAS (hours at 24x20; not in the default run)")
+    parser.add_argument("--load-clients", type=int)
+    args = parser.parse_args(argv)
+    load = None
+    if args.load:
+        months, _, areas = args.load.lower().partition("x")
+        load = (int(months), int(areas))
+    figures = bench_all(
+        Path(args.out),
+        sizes=tuple(int(n) for n in args.clients.split(",")),
+        validation_clients=args.validation or None,
+        catalogue_clients=args.catalogue or None,
+        optimal_gap_tables=args.optimal_gap or None,
+        load=load,
+        load_clients=args.load_clients,
+    )
+    print(render_all(figures))
+    print(f"\nfigures: {Path(args.out) / 'bench.json'}; plot: {Path(args.out) / 'bench.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

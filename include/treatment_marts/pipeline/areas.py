@@ -195,6 +195,17 @@ def validate_area(settings: Settings, period: Period, run_id: RunId, landed: Are
     )
 
 
+def areas_missing_from(landed_paths: list[str], settings: Settings) -> list[str]:
+    """Configured areas (areas.yaml) whose code no row of these landed files carries, sorted. Reads only the
+    ``la_code`` column: cheap even for a national month."""
+    import pyarrow.parquet as pq
+
+    codes: set[str] = set()
+    for path in landed_paths:
+        codes |= {c for c in pq.read_table(path, columns=["la_code"]).column(0).unique().to_pylist() if c}
+    return sorted(a.name for a in load_areas(settings.config_dir).areas if a.code not in codes)
+
+
 def accept_areas(
     settings: Settings,
     period: Period,
@@ -224,9 +235,17 @@ def accept_areas(
             landed += record["landed"]
         else:
             excluded.append(ExcludedArea(unit, record["stage"], record.get("reason", "did not finish")))
-    if expected_areas and COMBINED_UNIT not in units:  # a combined file's areas are checked by validation
+    if expected_areas and COMBINED_UNIT not in units:
         excluded += [
             ExcludedArea(a, "arrival", "no extract in the inbox") for a in sorted(set(expected_areas) - set(units))
+        ]
+    if COMBINED_UNIT in included:  # which areas a combined file holds is known only once it is landed
+        paths = [item["landed_path"] for item in landed]
+        wanted = set(expected_areas) if expected_areas else {a.name for a in load_areas(settings.config_dir).areas}
+        excluded += [
+            ExcludedArea(a, "validate", "the combined extract holds no episode for this area")
+            for a in areas_missing_from(paths, settings)
+            if a in wanted and a not in {e.unit for e in excluded}
         ]
     outcome = AcceptedAreas(period=period, run_id=run_id, included=included, excluded=excluded)
     write_json(run_dir(settings, run_id) / "areas.json", outcome.record())

@@ -216,6 +216,13 @@ def areas_left_out(settings: Settings, run_id: RunId, areas: AreasConfig) -> lis
     return sorted(excluded & {a.name for a in areas.areas})
 
 
+def areas_without_episodes(frame: pd.DataFrame, areas: AreasConfig) -> list[str]:
+    """Configured areas with no episode in the recoded frame, sorted: an area that sent nothing (e.g. missing
+    from a combined national file) is not an area with no clients, so its cells would be false zeros."""
+    present = set(frame["area"].dropna().astype(str).unique())
+    return sorted(a.name for a in areas.areas if a.name not in present)
+
+
 def in_release(areas: AreasConfig, left_out: list[str]) -> AreasConfig:
     """The areas a release covers: the mart levels, the exports' workbooks and unmet need's rows."""
     return areas.model_copy(update={"areas": [a for a in areas.areas if a.name not in set(left_out)]})
@@ -522,12 +529,12 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
 
     rules = load_rules(settings.config_dir)
     areas = load_areas(settings.config_dir)
-    left_out = areas_left_out(settings, run_id, areas)
+    recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
+    # An area with no episode at all (absent from a combined file) is left out, never published as zeros.
+    left_out = sorted(set(areas_left_out(settings, run_id, areas)) | set(areas_without_episodes(recoded.frame, areas)))
     scope = in_release(areas, left_out)
     levels = dimension_levels(rules, scope)
     marts_config = load_marts(settings.config_dir, set(levels))
-
-    recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
     analysis = as_dimensions(_within(recoded.frame, scope) if left_out else recoded.frame, levels)
 
     staged = run_dir(settings, run_id)

@@ -1,25 +1,30 @@
-"""Analyst exports: one CSV per mart and one XLSX workbook per area and period, in GSS table style.
+"""Analyst exports: one CSV per mart, and per area and period one workbook (XLSX and an ODS copy) to the
+GSS standard for releasing statistics in spreadsheets (publish/workbook.py: cover, contents, numbered
+notes, one table per sheet, numbers as numbers with [c]/[z]/[x] shorthand).
 
-Suppressed cells show the GSS shorthand `[c]`; each workbook carries a notes sheet (source, period,
-suppression rule, caveats on small numbers). Every text cell is neutralised against spreadsheet formula
-injection before it is written, whatever its origin.
+The margin label is `Total` everywhere (marts, warehouse, CSV, workbooks): one label that every output
+and the disclosure code share, and true in a partial release (it is the sum of the areas in the release,
+which "England" would not be). Every text cell is neutralised against spreadsheet formula injection
+before it is written, whatever its origin.
 """
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from treatment_marts.core.labels import TOTAL
 from treatment_marts.core.settings import Settings
-from treatment_marts.marts.builder import TOTAL
+from treatment_marts.publish.workbook import Book, Cover, Note, Sheet, write_ods, write_xlsx
 
 # OWASP CSV-injection prefixes, their full-width forms (some spreadsheet locales fold them to ASCII) and
 # the line breaks/tabs a cell may start with.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
-NATIONAL = "England (all areas)"
+NATIONAL = TOTAL  # the national comparator's label in exports: the one margin label (was "England (all areas)")
 
 
 def neutralise_formula(value: object) -> object:
@@ -39,7 +44,21 @@ def neutralise_formula(value: object) -> object:
     return value
 
 
-def _presentable(frame: pd.DataFrame, marker: str) -> pd.DataFrame:
+def percent_shorthand(frame: pd.DataFrame, marker: str, percent_of: str | None) -> list[str]:
+    """Per row, what a withheld ``percent`` shows: [z] when its base (the row with ``percent_of`` = Total
+    and the other dimensions equal) is zero, else ``marker`` (its count or its base is suppressed).
+
+    Without ``percent_of`` a zero count stands in for a zero base (a zero base implies a zero count)."""
+    if percent_of is None or percent_of not in frame.columns:
+        return ["[z]" if z else marker for z in frame["count"].eq(0).fillna(False)]
+    others = [c for c in frame.columns if c not in {percent_of, "count", "status", "percent", "period"}]
+    others = [c for c in others if not pd.api.types.is_float_dtype(frame[c]) and c != "area_code"]
+    bases = frame[frame[percent_of] == TOTAL][others + ["count"]].rename(columns={"count": "_base"})
+    merged = frame[others].merge(bases, on=others, how="left") if others else frame.assign(_base=bases["_base"].iloc[0])
+    return ["[z]" if z else marker for z in merged["_base"].eq(0).fillna(False)]
+
+
+def _presentable(frame: pd.DataFrame, marker: str, percent_of: str | None = None) -> pd.DataFrame:
     """Counts as text with the suppression marker in place; labels neutralised; `status` dropped."""
     out = frame.drop(columns=["status"]).copy()
     suppressed = frame["status"].eq("c").fillna(False)
@@ -47,9 +66,10 @@ def _presentable(frame: pd.DataFrame, marker: str) -> pd.DataFrame:
     if "percent" in out.columns:
         # A withheld percentage is either confidential (its count or base is suppressed: [c]) or
         # not applicable (a zero base: GSS [z]); a zero base implies a zero count.
-        missing = frame["percent"].isna()
-        zero_base = missing & frame["count"].eq(0).fillna(False)
-        out["percent"] = frame["percent"].astype("string").mask(missing, marker).mask(zero_base, "[z]")
+        missing = frame["percent"].isna().to_numpy()
+        fill = percent_shorthand(frame, marker, percent_of)
+        text = frame["percent"].astype("string")
+        out["percent"] = pd.array([f if m else v for v, m, f in zip(text, missing, fill, strict=True)], dtype="string")
     for column in out.columns:
         # Every non-numeric column (string, object, categorical labels...) goes through the guard.
         if not (pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column])):
@@ -58,50 +78,191 @@ def _presentable(frame: pd.DataFrame, marker: str) -> pd.DataFrame:
 
 
 def _for_area(frame: pd.DataFrame, area: str) -> pd.DataFrame:
-    """The area's rows beside the national comparator (area = Total)."""
+    """The area's rows beside the national comparator (area = Total); a table without areas whole."""
     if "area" not in frame.columns:
         return frame
-    chosen = frame[frame["area"].isin([area, TOTAL])].copy()
-    chosen["area"] = chosen["area"].astype(object).replace({TOTAL: NATIONAL})  # also for categorical labels
-    return chosen
+    return frame[frame["area"].isin([area, TOTAL]).fillna(False)].reset_index(drop=True)
 
 
-def _notes(
-    period: str, manifest: dict, titles: dict[str, str], caveats: dict[str, list[str]], marker: str
-) -> pd.DataFrame:
-    lines = [
-        (
-            "Source",
-            "Monthly client-level adult drug and alcohol treatment extracts (NDTMS-style), treatment-marts pipeline",
-        ),
-        ("Period", period),
-        ("Release", f"run {manifest.get('run_id', '')}, rule set {str(manifest.get('ruleset_sha256', ''))[:12]}"),
-        ("Unit", "Distinct adults (clients), each counted once by their latest episode in the period"),
-        (
-            "Suppression",
-            f"{marker} = confidential: counts of {manifest.get('k', 3)} or fewer individuals are suppressed, and further cells "
-            "are suppressed so that suppressed values cannot be worked out from totals or other tables.",
-        ),
-        (
-            "Small numbers",
-            "Figures based on small numbers should be interpreted with caution; they are not a measure of need.",
-        ),
-        ("Comparator", f"'{NATIONAL}' is the total over every area in the release."),
+HEADERS = {
+    "area": "Area",
+    "area_code": "Area code",
+    "location": "Location",
+    "count": "Number of people",
+    "percent": "Percentage",
+    "estimate": "Estimated number in need",
+    "estimate_lower": "Estimated number in need, lower bound",
+    "estimate_upper": "Estimated number in need, upper bound",
+    "unmet_need_percent": "Unmet need (percentage)",
+    "unmet_need_lower": "Unmet need at the lower estimate (percentage)",
+    "unmet_need_upper": "Unmet need at the upper estimate (percentage)",
+    "estimate_year": "Estimate year",
+    "estimate_source": "Estimate source",
+}
+
+
+def header(column: str) -> str:
+    """A column heading in words (GSS: no snake_case in a table meant for people)."""
+    return HEADERS.get(column, column.replace("_", " ").capitalize())
+
+
+def _number(value: object) -> object:
+    """numpy/pandas scalars as Python int or float, so every writer stores a number, not text."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def table_cells(frame: pd.DataFrame, marker: str, percent_of: str | None = None) -> pd.DataFrame:
+    """A mart as workbook cells: numbers as numbers, GSS shorthand where there is none, labels neutralised.
+
+    ``count`` withheld: ``marker`` ([c]). ``percent`` withheld: see :func:`percent_shorthand`. Other figures missing: the marker on a suppressed row,
+    else [x] (not available, e.g. no prevalence estimate). ``area_code`` of a Total row: [z] (not an area).
+    ``period`` and ``status`` are left out: the workbook is one period, and the shorthand replaces status.
+    """
+    suppressed = frame["status"].eq("c").fillna(False).to_numpy()
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        if column in ("status", "period"):
+            continue
+        series = frame[column]
+        missing = series.isna().to_numpy()
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            if column == "percent":
+                fill = percent_shorthand(frame, marker, percent_of)
+            elif column == "count":
+                fill = [marker] * len(series)
+            else:
+                fill = [marker if s else "[x]" for s in suppressed]
+            values = [_number(v) for v in series.astype(object)]
+        else:
+            fill = ["[z]" if column == "area_code" else "[x]"] * len(series)
+            values = [neutralise_formula(v) for v in series.astype(object)]
+        out[column] = pd.Series([f if m else v for v, m, f in zip(values, missing, fill, strict=True)], dtype=object)
+    return out.rename(columns=header)
+
+
+def _month(period: str) -> str:
+    return pd.Timestamp(f"{period}-01").strftime("%B %Y")
+
+
+UNIT = "Unit: distinct adults (clients), each counted once by their latest episode in the period."
+SUPPRESSION = (
+    "Suppression (K3 rule): counts of {k} or fewer individuals are suppressed (primary suppression), and further "
+    "cells are suppressed (secondary suppression) so that suppressed values cannot be worked out from totals or "
+    "other tables. A suppressed cell shows {marker} (confidential), and so does a percentage of a suppressed count "
+    "or base."
+)
+SHORTHAND = (
+    "Shorthand used instead of a number: {marker} = confidential (suppressed); [z] = not applicable (a percentage "
+    "of a zero total, or the area code of a Total row); [x] = not available (for example no prevalence estimate)."
+)
+TOTAL_NOTE = (
+    f"'{TOTAL}' is the margin label in every table, CSV file, Parquet mart and warehouse table: the sum over "
+    "every category of that column. For the area it is the sum of every area in the release (the national "
+    "comparator); it has no area code."
+)
+PERCENT_NOTE = (
+    "Percentage: the cell's share of its total along one column (the row where that column is Total), "
+    "computed from the published counts after suppression."
+)
+SMALL = "Figures based on small numbers should be interpreted with caution; they are not a measure of need."
+PARTIAL = (
+    "Partial release: not available in this release: {areas} (extract not received or not accepted). These "
+    f"areas have no rows in any table, and every total, including '{TOTAL}', covers only the areas in the "
+    "release, so it is lower than the national figure."
+)
+DEFAULT_PUBLICATION = {
+    "title": "Adults in drug and alcohol treatment",
+    "source": "Monthly client-level adult drug and alcohol treatment extracts (NDTMS-style), treatment-marts pipeline",
+    "contact": "The team that runs treatment-marts for this data root",
+}
+
+
+@dataclass(frozen=True)
+class ExportText:
+    """What the exports say about each mart and the release (from marts.yaml and the run manifest)."""
+
+    period: str
+    titles: dict[str, str]
+    caveats: dict[str, list[str]]
+    sheets: dict[str, str]
+    percent_of: dict[str, str]
+    manifest: dict
+    marker: str
+    publication: dict[str, str]
+
+
+def _notes(text: ExportText, marts: dict[str, pd.DataFrame]) -> tuple[list[Note], dict[str, str]]:
+    """The workbook's notes (a caveat shared by marts is one note) and caveat text -> note key."""
+    left_out = list(text.manifest.get("areas_left_out") or [])
+    notes = [
+        Note("unit", UNIT),
+        Note("suppression", SUPPRESSION.format(marker=text.marker, k=text.manifest.get("k", 3))),
+        Note("total", TOTAL_NOTE),
+        *([Note("partial", PARTIAL.format(areas=", ".join(left_out)))] if left_out else []),
+        Note("percent", PERCENT_NOTE),
+        Note("small", SMALL),
     ]
-    left_out = list(manifest.get("areas_left_out") or [])
-    if left_out:
-        lines.append(
-            (
-                "Partial release",
-                f"Not available in this release: {', '.join(left_out)} (extract not received or not accepted). "
-                f"These areas have no rows in any table, and every total, including '{NATIONAL}', covers only "
-                "the areas in the release, so it is lower than the national figure.",
+    keys: dict[str, str] = {}
+    for name in marts:
+        for caveat in text.caveats.get(name, []):
+            keys.setdefault(caveat, f"caveat{len(keys) + 1}")
+    notes += [Note(key, caveat) for caveat, key in keys.items()]
+    return [Note(n.key, str(neutralise_formula(n.text))) for n in notes], keys
+
+
+def area_book(area: str, marts: dict[str, pd.DataFrame], text: ExportText) -> Book:
+    """The workbook of one area: its rows beside Total in every mart, with cover and numbered notes."""
+    notes, caveat_keys = _notes(text, marts)
+    left_out = list(text.manifest.get("areas_left_out") or [])
+    month = _month(text.period)
+    sheets = []
+    for number, (name, frame) in enumerate(marts.items(), start=1):
+        refs = ["unit", "suppression", "total", *(["partial"] if left_out else [])]
+        refs += ["percent"] if "percent" in frame.columns else []
+        refs += [caveat_keys[c] for c in text.caveats.get(name, [])]
+        title = text.titles.get(name) or name.replace("_", " ").capitalize()
+        scope = f"{area} and Total" if "area" in frame.columns else "by location"
+        sheets.append(
+            Sheet(
+                name=text.sheets.get(name) or f"Table {number}",
+                table_name=name,
+                title=str(neutralise_formula(f"{title}, {scope}, {month}")),
+                frame=table_cells(_for_area(frame, area), text.marker, text.percent_of.get(name)),
+                notes=refs,
             )
         )
-    for name, title in titles.items():
-        for caveat in caveats.get(name, []):
-            lines.append((title, caveat))
-    return pd.DataFrame(lines, columns=["note", "text"]).map(neutralise_formula)
+    manifest, marker = text.manifest, text.marker
+    release = f"Release: run {manifest.get('run_id', '')}, rule set {str(manifest.get('ruleset_sha256', ''))[:12]}."
+    about = [
+        f"Source: {text.publication['source']}.",
+        UNIT,
+        SUPPRESSION.format(marker=marker, k=manifest.get("k", 3)),
+        SHORTHAND.format(marker=marker),
+        TOTAL_NOTE,
+        *([PARTIAL.format(areas=", ".join(left_out))] if left_out else []),
+        "Every area's rows are also in the CSV files beside this workbook, and in the Parquet marts and the warehouse.",
+    ]
+    cover = Cover(
+        title=str(neutralise_formula(f"{text.publication['title']}: {area}, {month}")),
+        subject=f"Disclosure-controlled tables of adults in drug and alcohol treatment, {area}, {text.period}",
+        intro=[
+            f"Tables for {area} beside the national comparator, {TOTAL} (every area in this release), for "
+            f"{month} (period {text.period}).",
+            "One table per worksheet: the Contents worksheet lists them, the Notes worksheet numbers the notes.",
+            release,
+        ],
+        about=about,
+        contact=[text.publication["contact"]],
+    )
+    neutral = Cover(
+        title=cover.title,
+        subject=cover.subject,
+        intro=[str(neutralise_formula(t)) for t in cover.intro],
+        about=[str(neutralise_formula(t)) for t in cover.about],
+        contact=[str(neutralise_formula(t)) for t in cover.contact],
+    )
+    return Book(cover=neutral, sheets=sheets, notes=notes)
 
 
 def write_export_files(
@@ -114,19 +275,30 @@ def write_export_files(
     areas: list[str],
     manifest: dict,
     marker: str = "[c]",
+    sheets: dict[str, str] | None = None,
+    publication: dict[str, str] | None = None,
+    percent_of: dict[str, str] | None = None,
 ) -> None:
-    """Write the exports of a period into ``folder`` (empty): ``csv/<mart>.csv`` and ``<area>_<P>.xlsx``."""
+    """Write the exports of a period into ``folder`` (empty): ``csv/<mart>.csv`` and, per area,
+    ``<area>_<P>.xlsx`` with its ``<area>_<P>.ods`` copy (layout: publish/workbook.py)."""
     (folder / "csv").mkdir(parents=True)
     for name, frame in marts.items():
-        _presentable(frame, marker).to_csv(folder / "csv" / f"{name}.csv", index=False)
-    notes = _notes(period, manifest, titles, caveats, marker)
+        _presentable(frame, marker, (percent_of or {}).get(name)).to_csv(folder / "csv" / f"{name}.csv", index=False)
+    text = ExportText(
+        period=period,
+        titles=titles,
+        caveats=caveats,
+        sheets=sheets or {},
+        percent_of=percent_of or {},
+        manifest=manifest,
+        marker=marker,
+        publication={**DEFAULT_PUBLICATION, **(publication or {})},
+    )
     for area in areas:
+        book = area_book(area, marts, text)
         safe_area = "".join(ch if ch.isalnum() else "_" for ch in area)
-        with pd.ExcelWriter(folder / f"{safe_area}_{period}.xlsx", engine="openpyxl") as writer:
-            notes.to_excel(writer, sheet_name="notes", index=False)
-            for name, frame in marts.items():
-                sheet = name[:31]  # Excel's sheet-name limit
-                _presentable(_for_area(frame, area), marker).to_excel(writer, sheet_name=sheet, index=False)
+        write_xlsx(book, folder / f"{safe_area}_{period}.xlsx")
+        write_ods(book, folder / f"{safe_area}_{period}.ods")
 
 
 def write_exports(
@@ -139,6 +311,9 @@ def write_exports(
     areas: list[str],
     manifest: dict,
     marker: str = "[c]",
+    sheets: dict[str, str] | None = None,
+    publication: dict[str, str] | None = None,
+    percent_of: dict[str, str] | None = None,
 ) -> Path:
     """Exports on their own (a release stages them with its marts instead: publish_release(exports=...)):
     written into a new version folder, then ``exports/period=YYYY-MM`` is swapped to it whole."""
@@ -157,6 +332,9 @@ def write_exports(
             areas=areas,
             manifest=manifest,
             marker=marker,
+            sheets=sheets,
+            publication=publication,
+            percent_of=percent_of,
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -12,7 +12,17 @@ Layout (``<root>`` is the data root, ``P`` the period ``YYYY-MM``)::
 
 ``<version>`` is ``<run_id>.<random>``: a fresh folder per publish attempt, so a re-publish never
 writes into the folder a reader may be reading. Names starting with ``.`` or ``_`` are skipped by
-pyarrow/pandas dataset discovery, so ``pd.read_parquet(".../<mart>/period=P")`` reads exactly the data.
+pyarrow/pandas dataset discovery (at every level of the path), so ``pd.read_parquet(".../<mart>/period=P")``
+reads exactly one period and ``pd.read_parquet(".../<mart>/")`` every current period, never an old version
+under ``.releases`` nor a manifest.
+
+Reading the whole mart folder as one dataset: the ``period=P`` links are Hive partitions, and pandas /
+``pq.read_table`` infer a partition key as ``dictionary<int32, string>``. The ``period`` column inside each
+file is therefore written with exactly that type (:data:`PERIOD_TYPE`): the file's column and the
+partition field then unify instead of raising ``ArrowTypeError``, and a single file read on its own still
+carries its period (a partition-only column would vanish from ``pd.read_parquet(".../data.parquet")``).
+pandas shows the column as a categorical of period strings. DuckDB reads ``<mart>/period=*/data.parquet``
+(hive partitioning detected, same values). See docs/marts.md, "Reading every period".
 Old versions are kept, the last ``RELEASES_KEPT`` per period, so a reader that resolved the old link keeps
 reading it.
 """
@@ -40,6 +50,8 @@ from treatment_marts.core.settings import Settings
 from treatment_marts.publish.errors import PublishError
 
 RELEASES_KEPT = 3
+PERIOD_TYPE = pa.dictionary(pa.int32(), pa.string())
+"""The type of ``period`` in every published file: what pandas/pyarrow infer for the ``period=P`` partition."""
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -62,6 +74,10 @@ def fsync_dir(path: Path) -> None:
 def write_parquet(frame: pd.DataFrame, path: Path, mode: int = 0o644) -> str:
     """Write deterministically (same frame -> same bytes) and durably; return the file's sha256."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if "period" in table.column_names:
+        index = table.column_names.index("period")
+        period = table.column("period").cast(pa.string()).dictionary_encode()
+        table = table.set_column(index, pa.field("period", PERIOD_TYPE), period)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **PARQUET_OPTIONS)
     data = sink.getvalue().to_pybytes()

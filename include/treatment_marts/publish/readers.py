@@ -28,14 +28,22 @@ def _period(period: str) -> Period:
 
 
 def read_mart(settings: Settings, mart: str, period: str | None = None) -> pd.DataFrame:
-    """One published period of a mart, or every published period (in order)."""
+    """One published period of a mart, or every published period (in order), ``period`` as ``string``.
+
+    A plain ``pd.read_parquet`` of the files gives ``period`` as a categorical (layout.PERIOD_TYPE, so the
+    mart folder reads as one Hive-partitioned dataset); this reader returns the same dtypes the warehouse
+    and the pipeline use, whichever periods are combined."""
     identifier(mart, "mart name")
     root = settings.public_dir / "marts" / mart
     if period is not None:
         folders = [root / f"period={_period(period)}"]
     else:
         folders = sorted(p for p in root.glob("period=*") if PERIOD_PATTERN.match(p.name.removeprefix("period=")))
-    frames = [pd.read_parquet(folder / "data.parquet") for folder in folders if (folder / "data.parquet").exists()]
+    frames = [
+        pd.read_parquet(folder / "data.parquet").astype({"period": "string"})
+        for folder in folders
+        if (folder / "data.parquet").exists()
+    ]
     if not frames:
         raise FileNotFoundError(
             f"no published release of mart {mart}" + (f" for {period}" if period else "") + f" under {root}"
