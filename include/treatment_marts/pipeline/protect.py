@@ -183,8 +183,8 @@ def earlier_release(settings: Settings, period: Period, marts_config: MartsConfi
     out: dict[str, list[MartTable]] = {}
     for name in (str(m) for m in manifest["marts"]):
         definition = definitions.get(name)
-        if definition is None or definition.derived_from is not None:
-            continue  # no longer configured (its cells cannot be linked), or derived from a clients mart
+        if definition is None or definition.measure != "clients":
+            continue  # no longer configured (its cells cannot be linked), or not a protected clients mart
         path = settings.public_dir / "marts" / name / f"period={period}" / "data.parquet"
         frame = pd.read_parquet(path)  # readable: suppressed_in_current_release read it first
         dims = list(definition.dimensions)
