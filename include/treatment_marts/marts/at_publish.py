@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from treatment_marts.core.config import AreasConfig, RulesConfig
+from treatment_marts.core.config import AreasConfig, RulesConfig, load_areas
 from treatment_marts.marts.builder import dimension_levels
 from treatment_marts.marts.definitions import MartsConfig
 from treatment_marts.marts.location import build_location_mart
@@ -33,6 +33,9 @@ def build_publish_marts(
             if source is not None:
                 out[mart.name] = build_location_mart(source, mart, scope, rules.disclosure.k)
         else:
-            rows = load_population(config_dir / "reference" / str(mart.reference), scope, levels)
+            # validated against every configured area; a partial release keeps the rows of its own areas
+            in_scope = {a.name for a in scope.areas}
+            every = load_population(config_dir / "reference" / str(mart.reference), load_areas(config_dir), levels)
+            rows = [row for row in every if row.area in in_scope]
             out[mart.name] = build_reference_population(rows, mart, scope, period)
     return out
