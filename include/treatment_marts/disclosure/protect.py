@@ -224,8 +224,7 @@ def _settle_release(
     }
     public = published_through(relations, published_context)
     for key in public:  # hiding a cell the earlier release published (and that did not change) hides nothing
-        if not suppressor.suppressed[index[key]]:
-            suppressor.forbidden[index[key]] = True
+        suppressor.futile[index[key]] = True
     scoped_carried = {scoped_key(n, key) for n, keys in carried.items() for key in keys} | zero_context
     exposure = audit_exposure(
         tables + [t for _, t in fixed],
