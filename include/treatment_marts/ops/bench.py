@@ -466,16 +466,18 @@ def plot(figures: dict, target: Path) -> Path | None:
 
     pipeline = sorted(figures["pipeline"], key=lambda r: r["rows"])
     rows = [r["rows"] for r in pipeline]
-    stages = [s["stage"] for s in pipeline[0]["stages"] if not s["stage"].startswith("generate")]
+    stages = [s["stage"] for s in pipeline[0]["stages"] if not s["stage"].startswith(("generate", "bare"))]
+    labels = [f"{n:,}" for n in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     bottom = [0.0] * len(rows)
     for stage in stages:
         seconds = [next(s["seconds"] for s in r["stages"] if s["stage"] == stage) for r in pipeline]
-        left.bar([str(f"{n:,}") for n in rows], seconds, bottom=bottom, label=stage.split(" (")[0])
+        left.bar(labels, seconds, bottom=bottom, label=stage.split(" (")[0])
         bottom = [b + s for b, s in zip(bottom, seconds, strict=True)]
+    left.plot(labels, [r["baseline_seconds"] for r in pipeline], "k_", markersize=30, label="bare read + write")
     left.set_xlabel("episode rows")
     left.set_ylabel("seconds")
-    left.set_title("time per stage (baseline: bare read + write)")
+    left.set_title("time per stage")
     left.legend(fontsize=8)
     right.plot(rows, [r["ratio_to_baseline"] for r in pipeline], marker="o", label="pipeline / bare read+write")
     right.axhline(GOAL_PIPELINE_RATIO, linestyle="--", color="grey", label=f"goal {GOAL_PIPELINE_RATIO:g}x")
@@ -484,6 +486,7 @@ def plot(figures: dict, target: Path) -> Path | None:
         right.plot([validation["rows"]], [validation["ratio"]], marker="s", linestyle="", label="GX / plain pandas")
         right.axhline(GOAL_GX_RATIO, linestyle=":", color="grey", label=f"GX goal {GOAL_GX_RATIO:g}x")
     right.set_xscale("log")
+    right.set_yscale("log")
     right.set_xlabel("episode rows")
     right.set_ylabel("ratio")
     right.set_title("ratio against rows (same run)")
