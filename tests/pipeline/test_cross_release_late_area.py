@@ -84,6 +84,11 @@ def test_the_first_release_has_no_row_for_the_late_area(two_releases) -> None:
     assert any(LATE in set(frame["area"]) for frame in second.values())
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="the pipeline does not yet protect a revision together with the release it replaces "
+    "(docs/disclosure.md, 'Across releases'): carrying suppression forward leaves the difference open",
+)
 def test_no_hidden_cell_of_the_late_area_is_new_national_minus_old_national(two_releases) -> None:
     """The on-time areas' files are byte-identical (their checksums are public), so any cell of the late
     area whose national line is published in both releases is the difference of the two: none may be."""
