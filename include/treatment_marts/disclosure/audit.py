@@ -34,7 +34,13 @@ from treatment_marts.disclosure.lp_model import (
     proved_small,
     safe_by_point,
 )
-from treatment_marts.disclosure.tables import MartTable, Zeros, cell_key, table_cell
+from treatment_marts.disclosure.tables import LinearRelation, MartTable, Zeros, cell_key, scoped_key, table_cell
+
+Scopes = Sequence[str | None] | None  # per table: the population it belongs to (None: one population alone)
+
+
+def _scope_of(scopes: Scopes, i: int) -> str | None:
+    return None if scopes is None else scopes[i]
 
 
 class DisclosureAuditFailed(RuntimeError):
@@ -59,15 +65,17 @@ class AuditResult:
         return not bool(self.intervals["disclosed"].any()) if len(self.intervals) else True
 
 
-def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
-    """One row per (table, cell): canonical key, published value or NaN when suppressed."""
+def _published_cells(tables: Sequence[MartTable], scopes: Scopes = None) -> pd.DataFrame:
+    """One row per (table, cell): canonical key (scoped by population), published value or NaN when
+    suppressed."""
     parts = []
-    for table in tables:
+    for i, table in enumerate(tables):
         dims = list(table.dimensions)
         frame = table.frame
         labels = frame[dims].astype(str)
+        scope = _scope_of(scopes, i)
         keys = [
-            cell_key(str(p), dict(zip(dims, row, strict=False)))
+            scoped_key(scope, cell_key(str(p), dict(zip(dims, row, strict=False))))
             for p, row in zip(frame["period"].astype(str), labels.itertuples(index=False, name=None), strict=False)
         ]
         parts.append(
@@ -80,6 +88,7 @@ def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
                         for row in labels.itertuples(index=False, name=None)
                     ],
                     "key": keys,
+                    "table": i,
                     "value": frame["count"].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
                 }
             )
@@ -87,14 +96,15 @@ def _published_cells(tables: Sequence[MartTable]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _equations(tables: Sequence[MartTable]) -> list[tuple[str, list[str]]]:
+def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple[str, list[str]]]:
     """(total key, member keys) for every line of every table, deduplicated."""
     equations: dict[tuple[str, tuple[str, ...]], None] = {}
-    for table in tables:
+    for i, table in enumerate(tables):
         dims = list(table.dimensions)
+        scope = _scope_of(scopes, i)
         frame = table.frame.assign(
             _key=[
-                cell_key(str(p), dict(zip(dims, row, strict=False)))
+                scoped_key(scope, cell_key(str(p), dict(zip(dims, row, strict=False))))
                 for p, row in zip(
                     table.frame["period"].astype(str),
                     table.frame[dims].astype(str).itertuples(index=False, name=None),
@@ -117,12 +127,44 @@ class AttackModel:
 
     Which cells are suppressed changes between calls (the suppressor iterates); the additive relations
     do not, so they are derived once and only the right-hand sides are recomputed.
+
+    ``scopes`` (one per table) puts several populations of a release in one system, each cell named by
+    its population (tables.scoped_key); ``relations`` are what the attacker knows across them (a subset
+    population is at most its superset, cell by cell) or across releases, as inequality rows.
     """
 
-    def __init__(self, tables: Sequence[MartTable]) -> None:
-        self.cells = _published_cells(tables)
-        self.equations = _equations(tables)
+    def __init__(
+        self, tables: Sequence[MartTable], scopes: Scopes = None, relations: Sequence[LinearRelation] = ()
+    ) -> None:
+        self.cells = _published_cells(tables, scopes)
+        self.equations = _equations(tables, scopes)
+        known_keys = set(self.cells["key"])
+        for relation in relations:
+            missing = [key for key, _ in relation.terms if key not in known_keys]
+            if missing:
+                raise ValueError(f"a relation names cell(s) no table publishes: {missing[:3]}")
+        # A relation "a = b" (a revision's cell of an unchanged area and the earlier release's) makes the two
+        # cells one variable: substituted, not added as a row, so a revision's system is hardly larger than
+        # the release's own.
+        parent: dict[str, str] = {}
+
+        def root(key: str) -> str:
+            while parent.get(key, key) != key:
+                key = parent[key]
+            return key
+
+        self.relations = []
+        for relation in relations:
+            if _identity(relation):
+                (a, _), (b, _) = relation.terms
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+            else:
+                self.relations.append(relation)
+        self.alias = {key: root(key) for key in parent}
         self.integer_cache: IntegerCache = {}  # systems met again on later masks reuse their integer programmes
+        self.component_cache: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def intervals(
         self,
@@ -133,6 +175,7 @@ class AttackModel:
         reference: pd.Series | None = None,
         carried: Collection[str] = (),
         verdict_only: bool = False,
+        public: Collection[str] = (),
     ) -> pd.DataFrame:
         """Integer interval (``lower``, ``upper``: Int64, upper missing when unbounded) of every unknown (NaN)
         key and the verdict. ``reference``: a known feasible point (true values) that lets a caller skip the
@@ -142,19 +185,31 @@ class AttackModel:
         more and two above its true value (lp_model.safe_by_point) is safe without an LP of its own, and its
         ``upper`` is then that witnessed value rounded down (a lower estimate of the true maximum).
         ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
-        stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it."""
-        unknown = sorted(values[values.isna()].index)
+        stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it.
+        ``public``: keys whose value an earlier release already published (the same cell, its input
+        unchanged); pinning them reveals nothing new, so they are never judged disclosed."""
         columns = ["key", "lower", "upper", "disclosed", "reason"]
-        if not unknown:
+        hidden_keys = sorted(values[values.isna()].index)
+        if not hidden_keys:
             return pd.DataFrame(columns=columns).astype({"disclosed": bool})
-        position = {key: i for i, key in enumerate(unknown)}
         known = values.dropna().to_dict()
+        alias = self.alias
+        group_value = {alias[key]: v for key, v in known.items() if key in alias}
+        shown = {key: group_value[alias[key]] for key in hidden_keys if alias.get(key) in group_value}
+        known.update(shown)  # hidden here, but the same cell is published in the other release
+        unknown = sorted({alias.get(key, key) for key in hidden_keys if key not in shown})
+        if not unknown:
+            return _with_aliases(pd.DataFrame(columns=columns).astype({"disclosed": bool}), hidden_keys, alias, shown)
+        position = {key: i for i, key in enumerate(unknown)}
+        position.update({key: position[alias[key]] for key in hidden_keys if key in alias and key not in shown})
         rows: list[int] = []
         cols: list[int] = []
         coefs: list[float] = []
         rhs: list[float] = []
-        for total, members in self.equations:
-            terms = [(m, 1.0) for m in members] + [(total, -1.0)]
+        rhs_upper: list[float] = []
+        lines = [([(m, 1.0) for m in members] + [(total, -1.0)], 0.0, 0.0) for total, members in self.equations]
+        extra = [(list(r.terms), r.lower, r.upper) for r in self.relations]
+        for terms, low, high in lines + extra:
             involved = [(position[key], c) for key, c in terms if key in position]
             if not involved:
                 continue
@@ -164,9 +219,13 @@ class AttackModel:
                 rows.append(r)
                 cols.append(j)
                 coefs.append(c)
-            rhs.append(-constant)
+            rhs.append(low - constant)
+            rhs_upper.append(high - constant)
         matrix = csr_matrix((coefs, (rows, cols)), shape=(len(rhs), len(unknown)))
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()  # a cell and its alias in one line cancel
         b = np.asarray(rhs, dtype=float)
+        b_upper = np.asarray(rhs_upper, dtype=float)
 
         parent = list(range(len(unknown)))
 
@@ -184,26 +243,17 @@ class AttackModel:
         for j in range(len(unknown)):
             components.setdefault(find(j), []).append(j)
 
-        floor = np.where(np.isin(unknown, list(carried)), 0.0, float(a_priori_lower(zeros)))
+        floor = np.where(np.isin(unknown, [alias.get(key, key) for key in carried]), 0.0, float(a_priori_lower(zeros)))
         lower = floor.copy()
         upper = np.full(len(unknown), np.inf)
         unproved = np.zeros(len(unknown), dtype=bool)
         by_column = matrix.tocsc()
         ref = None if reference is None else reference.reindex(unknown).to_numpy(dtype=float)
+        names = np.asarray(unknown, dtype=object)
         for component in components.values():
-            sub = by_column[:, component]
-            used_rows = np.unique(sub.nonzero()[0])
-            bounds = _component_bounds(
-                sub[used_rows, :].tocsc(),
-                b[used_rows],
-                floor[component],
-                k,
-                None if ref is None else ref[component],
-                verdict_only=verdict_only and ref is not None,
-                names=np.asarray(unknown, dtype=object)[component],
-                cache=self.integer_cache,
+            lower[component], upper[component], unproved[component] = self._solve_component(
+                by_column, component, b, b_upper, floor, k, ref, names, verdict_only=verdict_only
             )
-            lower[component], upper[component], unproved[component] = bounds
         exact = pinned(lower, upper)
         small = proved_small(upper, k)
         reason = np.where(
@@ -211,7 +261,7 @@ class AttackModel:
             "exact value recoverable",
             np.where(small, f"proved to be at most {k}", np.where(unproved, "not proved safe (time limit)", "")),
         )
-        return pd.DataFrame(
+        by_variable = pd.DataFrame(
             {
                 "key": unknown,
                 "lower": pd.array([int(v) for v in lower], dtype="Int64"),
@@ -220,6 +270,89 @@ class AttackModel:
                 "reason": reason,
             }
         )
+        out = _with_aliases(by_variable, hidden_keys, alias, shown)
+        known_public = out["key"].isin(list(public)).to_numpy()
+        out["disclosed"] = out["disclosed"].to_numpy() & ~known_public
+        out["reason"] = np.where(known_public, "published in the earlier release", out["reason"])
+        return out
+
+    def _solve_component(
+        self,
+        by_column: csc_matrix,
+        component: list[int],
+        b: np.ndarray,
+        b_upper: np.ndarray,
+        floor: np.ndarray,
+        k: int,
+        ref: np.ndarray | None,
+        names: np.ndarray,
+        *,
+        verdict_only: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bounds of one connected system; the same system (cells, rows, right-hand sides) has the same
+        answer, so a suppressor's round that changes one corner of a release re-solves only that corner."""
+        sub = by_column[:, component]
+        used_rows = np.unique(sub.nonzero()[0])
+        system = sub[used_rows, :].tocsc()
+        key = (
+            tuple(names[component].tolist()),
+            system.indptr.tobytes(),
+            system.indices.tobytes(),
+            system.data.tobytes(),
+            b[used_rows].tobytes(),
+            b_upper[used_rows].tobytes(),
+            floor[component].tobytes(),
+            k,
+            None if ref is None else ref[component].tobytes(),
+            verdict_only and ref is not None,
+        )
+        bounds = self.component_cache.get(key)
+        if bounds is None:
+            bounds = _component_bounds(
+                system,
+                b[used_rows],
+                floor[component],
+                k,
+                None if ref is None else ref[component],
+                verdict_only=verdict_only and ref is not None,
+                names=names[component],
+                cache=self.integer_cache,
+                b_upper=b_upper[used_rows],
+            )
+            self.component_cache[key] = bounds
+        return bounds
+
+
+def _identity(relation: LinearRelation) -> bool:
+    """``a - b = 0``: two names of one cell."""
+    if len(relation.terms) != 2 or relation.lower != 0 or relation.upper != 0:
+        return False
+    return sorted(c for _, c in relation.terms) == [-1.0, 1.0]
+
+
+def _with_aliases(
+    by_variable: pd.DataFrame, hidden_keys: list[str], alias: dict[str, str], shown: dict[str, float]
+) -> pd.DataFrame:
+    """One row per hidden key: its variable's interval, or (``shown``) the value the other release
+    published, which discloses nothing new."""
+    rows = by_variable.set_index("key")
+    solved = [key for key in hidden_keys if key not in shown]
+    out = rows.reindex([alias.get(key, key) for key in solved]).reset_index(drop=True)
+    out.insert(0, "key", solved)
+    if shown:
+        value = pd.array([int(shown[key]) for key in shown], dtype="Int64")
+        extra = pd.DataFrame(
+            {
+                "key": list(shown),
+                "lower": value,
+                "upper": value,
+                "disclosed": False,
+                "reason": "published in the earlier release",
+            }
+        )
+        out = pd.concat([out, extra], ignore_index=True)
+    out["disclosed"] = out["disclosed"].astype(bool)
+    return out.sort_values("key", kind="stable").reset_index(drop=True)
 
 
 def attack_intervals(
@@ -228,12 +361,16 @@ def attack_intervals(
     k: int = 3,
     zeros: Zeros = "show",
     carried: Collection[str] = (),
+    scopes: Scopes = None,
+    relations: Sequence[LinearRelation] = (),
+    public: Collection[str] = (),
 ) -> pd.DataFrame:
     """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
-    (and, for a revision, the keys the earlier release hid)."""
-    model = AttackModel(tables)
+    (and, for a revision, the keys the earlier release hid; with ``scopes``/``relations``, several
+    populations and what links them, as AttackModel)."""
+    model = AttackModel(tables, scopes, relations)
     values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
-    return model.intervals(values, k=k, zeros=zeros, carried=carried)
+    return model.intervals(values, k=k, zeros=zeros, carried=carried, public=public)
 
 
 def _component_bounds(
@@ -246,8 +383,10 @@ def _component_bounds(
     verdict_only: bool = False,
     names: np.ndarray | None = None,
     cache: IntegerCache | None = None,
+    b_upper: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integer lower and upper bound of every variable of one component, s.t. A x = b, x >= floor, x
+    """Integer lower and upper bound of every variable of one component, s.t. b <= A x <= b_upper (b_upper
+    defaults to b: the tables' lines are equations, other relations may be inequalities), x >= floor, x
     integer (lp_model.BoundsModel: LP bounds, tightened, borderline cells by integer programme), and which
     bounds an integer programme could not prove in time.
 
@@ -260,7 +399,7 @@ def _component_bounds(
     unproved = np.zeros(n, dtype=bool)
     if a_eq.shape[0] == 0:
         return floor.astype(float).copy(), np.full(n, np.inf), unproved
-    model = BoundsModel(a_eq, b_eq, floor, names=names, cache=cache)
+    model = BoundsModel(a_eq, b_eq, floor, names=names, cache=cache, rhs_upper=b_upper)
     low = floor.astype(float).copy()
     high = np.full(n, np.inf)
     witnessed = np.full(n, -np.inf)  # the largest value of each variable in any optimal point so far
@@ -296,12 +435,24 @@ def audit(
     zeros: Zeros = "show",
     true_counts: pd.DataFrame | None = None,
     carried: Collection[str] = (),
+    scopes: Scopes = None,
+    relations: Sequence[LinearRelation] = (),
+    report: Collection[int] | None = None,
+    public: Collection[str] = (),
 ) -> AuditResult:
     """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
-    keys the period's earlier release hid (a revision keeps them hidden even when now zero)."""
-    cells = _published_cells(tables)
-    suppressed = cells[cells["value"].isna()].drop(columns=["value"])
-    intervals = attack_intervals(tables, k=k, zeros=zeros, carried=carried)
+    keys the period's earlier release hid (a revision keeps them hidden even when now zero). ``scopes`` and
+    ``relations``: every population of a release in one system (AttackModel). ``report``: the tables whose
+    cells are this release's (positions; default all); the others are context, e.g. an earlier release
+    the attacker holds, and are solved with the rest but not reported. ``public``: keys an earlier release
+    already published (AttackModel.intervals)."""
+    cells = _published_cells(tables, scopes)
+    if report is not None:
+        cells = cells[cells["table"].isin(list(report))]
+    suppressed = cells[cells["value"].isna()].drop(columns=["value", "table"])
+    intervals = attack_intervals(
+        tables, k=k, zeros=zeros, carried=carried, scopes=scopes, relations=relations, public=public
+    )
     result = suppressed.merge(intervals, on="key", how="left")
     if true_counts is not None and len(true_counts):
         truth = true_counts[["mart", "cell", "true_count"]]

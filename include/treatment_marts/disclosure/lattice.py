@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from treatment_marts.core.labels import TOTAL
-from treatment_marts.disclosure.tables import MartTable, ProtectionError, cell_key
+from treatment_marts.disclosure.tables import MartTable, ProtectionError, cell_key, scoped_key
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Lattice:
 
     def grand_totals(self) -> np.ndarray:
         """Cells whose key has no inner dimension: the grand total(s)."""
-        return np.array([len(json.loads(k)) == 1 for k in self.keys])
+        return np.array([len(json.loads(k[k.index("{") :])) == 1 for k in self.keys])  # past any scope
 
 
 @dataclass
@@ -42,10 +42,11 @@ class _Cells:
     rows: list[np.ndarray]
 
 
-def _index_cells(tables: Sequence[MartTable]) -> _Cells:
-    """One variable per canonical key; linked tables must agree on every shared cell."""
+def _index_cells(tables: Sequence[MartTable], scopes: Sequence[str | None] | None) -> _Cells:
+    """One variable per canonical key (scoped by population); linked tables must agree on every shared cell."""
     cells = _Cells({}, [], [], [])
-    for table in tables:
+    for t, table in enumerate(tables):
+        scope = None if scopes is None else scopes[t]
         frame = table.frame
         if frame["count"].isna().any():
             raise ProtectionError(f"table {table.name}: counts must be complete before protection")
@@ -55,7 +56,7 @@ def _index_cells(tables: Sequence[MartTable]) -> _Cells:
         values = frame["count"].astype("int64").to_numpy()
         row_cells = np.empty(len(frame), dtype=np.int64)
         for i in range(len(frame)):
-            key = cell_key(periods[i], dict(zip(dims, labels[i], strict=False)))
+            key = scoped_key(scope, cell_key(periods[i], dict(zip(dims, labels[i], strict=False))))
             j = cells.index.get(key)
             if j is None:
                 j = cells.index[key] = len(cells.counts)
@@ -95,10 +96,11 @@ def _table_relations(
     return found
 
 
-def build_lattice(tables: Sequence[MartTable]) -> Lattice:
+def build_lattice(tables: Sequence[MartTable], scopes: Sequence[str | None] | None = None) -> Lattice:
     """The lattice of ``tables``; refuses incomplete tables, lines without one Total, and linked tables
-    that disagree on a shared cell."""
-    cells = _index_cells(tables)
+    that disagree on a shared cell. ``scopes`` (one per table): the population each belongs to, so several
+    populations share one lattice without sharing cells (tables.scoped_key)."""
+    cells = _index_cells(tables, scopes)
     seen: set[tuple[int, tuple[int, ...]]] = set()
     relations: list[tuple[int, np.ndarray]] = []
     for table, row_cells in zip(tables, cells.rows, strict=False):

@@ -123,8 +123,14 @@ IntegerCache = dict[tuple[object, ...], tuple[float, bool, np.ndarray | None]]
 same system always has the same answer, so the cache is exact."""
 
 
+def _finite_or_inf(values: np.ndarray) -> np.ndarray:
+    """Row bounds for HiGHS: an infinite side as HiGHS's own infinity."""
+    return np.clip(np.asarray(values, dtype=float), -highspy.kHighsInf, highspy.kHighsInf)
+
+
 class BoundsModel:
-    """min / max of one variable at a time subject to A x = b, x >= floor (HiGHS primal simplex).
+    """min / max of one variable at a time subject to A x = b (or b <= A x <= b_upper), x >= floor (HiGHS
+    primal simplex).
 
     One model per connected system; only the objective changes between solves, so HiGHS restarts from the
     previous optimal basis and each bound costs a few simplex iterations. Warm starts only help without
@@ -139,9 +145,12 @@ class BoundsModel:
         *,
         names: np.ndarray | None = None,
         cache: IntegerCache | None = None,
+        rhs_upper: np.ndarray | None = None,
     ) -> None:
         """``names`` (one per column, stable across models) and ``cache`` let integer programmes be reused:
-        a caller that audits mask after mask of the same tables meets the same connected systems again."""
+        a caller that audits mask after mask of the same tables meets the same connected systems again.
+        ``rhs_upper``: rows are ``rhs <= A x <= rhs_upper`` (default ``rhs``: equations); an infinite side
+        is an inequality (a relation between populations or releases)."""
         n = a_eq.shape[1]
         self._names = names
         self._cache = cache
@@ -149,6 +158,7 @@ class BoundsModel:
         self.solves = 0
         self.integer_solves = 0
         self._a_eq, self._rhs, self._floor = a_eq.tocsc(), np.asarray(rhs, dtype=float), np.asarray(floor, dtype=float)
+        self._rhs_upper = self._rhs if rhs_upper is None else np.asarray(rhs_upper, dtype=float)
         self._component: np.ndarray | None = None
         self._point = np.zeros(0)
         # (variable, maximise) -> the LP optimum was attained at an integral point, so it is the integer one
@@ -169,8 +179,8 @@ class BoundsModel:
         lp.col_cost_ = np.zeros(n)
         lp.col_lower_ = np.asarray(floor, dtype=float)
         lp.col_upper_ = np.full(n, highspy.kHighsInf)
-        lp.row_lower_ = np.asarray(rhs, dtype=float)
-        lp.row_upper_ = np.asarray(rhs, dtype=float)
+        lp.row_lower_ = _finite_or_inf(self._rhs)
+        lp.row_upper_ = _finite_or_inf(self._rhs_upper)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = a_eq.indptr.astype(np.int32)
         lp.a_matrix_.index_ = a_eq.indices.astype(np.int32)
@@ -287,6 +297,7 @@ class BoundsModel:
             key = (
                 tuple(self._names[columns].tolist()),
                 self._rhs[rows].tobytes(),
+                self._rhs_upper[rows].tobytes(),
                 self._floor[columns].tobytes(),
                 sub.indptr.tobytes(),
                 sub.indices.tobytes(),
@@ -339,7 +350,8 @@ class BoundsModel:
             col_upper[position] = box[1] if math.isfinite(box[1]) else highspy.kHighsInf
         lp.col_lower_ = col_lower
         lp.col_upper_ = col_upper
-        lp.row_lower_ = lp.row_upper_ = self._rhs[rows]
+        lp.row_lower_ = _finite_or_inf(self._rhs[rows])
+        lp.row_upper_ = _finite_or_inf(self._rhs_upper[rows])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = sub.indptr.astype(np.int32)
         lp.a_matrix_.index_ = sub.indices.astype(np.int32)

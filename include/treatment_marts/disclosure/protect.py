@@ -10,7 +10,7 @@ secondary and why) and the information loss per mart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +20,17 @@ from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.audit import AttackModel
 from treatment_marts.disclosure.cleanup import clean_up
 from treatment_marts.disclosure.lattice import Lattice, build_lattice
+from treatment_marts.disclosure.relations import published_through
 from treatment_marts.disclosure.secondary import Exposure, Suppressor, settle
-from treatment_marts.disclosure.tables import MartTable, Zeros, table_cell
+from treatment_marts.disclosure.tables import (
+    LinearRelation,
+    MartTable,
+    ProtectionError,
+    Zeros,
+    cell_key,
+    scoped_key,
+    table_cell,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,22 +44,43 @@ class ProtectionResult:
     information_loss: pd.DataFrame
 
 
+class PopulationNotProtected(ProtectionError):
+    """No safe pattern for one population (``population``), or for the release's populations together
+    (``population`` None): the pipeline names the marts and what to do."""
+
+    def __init__(self, population: str | None, reason: str) -> None:
+        self.population, self.reason = population, reason
+        super().__init__(f"population {population}: {reason}" if population else reason)
+
+
 CARRIED_RULE = "carried forward: suppressed in an earlier release of this period"
 DEFAULT_CLEANUP_AUDITS = 20  # rules.yaml disclosure.cleanup_audits ships the same value
 
 
 def audit_exposure(
-    tables: Sequence[MartTable], lattice: Lattice, k: int, zeros: Zeros, carried: Collection[str] = ()
+    tables: Sequence[MartTable],
+    lattice: Lattice,
+    k: int,
+    zeros: Zeros,
+    carried: Collection[str] = (),
+    *,
+    scopes: Sequence[str | None] | None = None,
+    relations: Sequence[LinearRelation] = (),
+    public: Collection[str] = (),
 ) -> Exposure:
     """The independent audit's verdict on a suppression mask (the suppressor's `Exposure`): cells whose
-    interval it can pin, in key order. The audit derives its equations from the tables themselves."""
-    attacker = AttackModel(tables)
+    interval it can pin, in key order. The audit derives its equations from the tables themselves;
+    ``scopes``/``relations``: several populations in one system (audit.AttackModel), as the release audit
+    sees them."""
+    attacker = AttackModel(tables, scopes, relations)
     index = {key: i for i, key in enumerate(lattice.keys)}
     truth = pd.Series(lattice.counts.astype(float), index=lattice.keys)
 
     def exposed(suppressed: np.ndarray) -> list[int]:
         published = truth.where(~pd.Series(suppressed, index=lattice.keys))
-        intervals = attacker.intervals(published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True)
+        intervals = attacker.intervals(
+            published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True, public=public
+        )
         return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
 
     return exposed
@@ -75,6 +105,58 @@ def protect(
     """
     if not tables:
         return ProtectionResult([], _empty_log(), _loss([], _empty_log()))
+    lattice, suppressor = _suppress(tables, k, zeros, max_rounds, carried, cleanup_audits)
+    return _result(tables, lattice, suppressor)
+
+
+def protect_release(
+    populations: Mapping[str, Sequence[MartTable]],
+    *,
+    relations: Sequence[LinearRelation] = (),
+    k: int = 3,
+    zeros: Zeros = "show",
+    max_rounds: int = 200,
+    carried: Mapping[str, Collection[str]] | None = None,
+    cleanup_audits: int = DEFAULT_CLEANUP_AUDITS,
+    context: Mapping[str, Sequence[MartTable]] | None = None,
+) -> dict[str, ProtectionResult]:
+    """Protect every population of a release against one attacker who holds them all.
+
+    Each population is protected as its linked tables (`protect`, with its clean-up); then the whole
+    release is one system: the populations' cells, scoped by population (tables.scoped_key), and
+    ``relations`` over them (a subset population is at most its superset, cell by cell; see
+    pipeline/protect.population_relations). Any cell that system can still pin or prove small is
+    protected by further complementary suppression (`settle` with the release-wide audit as its
+    attacker), so a release the audit would refuse is repaired rather than refused. ``context``: published
+    tables the attacker also holds but this release cannot change (an earlier release), scoped by their
+    own names; their hidden cells are unknowns, their published cells constants, and they are never
+    suppressed further. Deterministic: the repair takes cells in key order, ties by key.
+    """
+    carried = carried or {}
+    context = context or {}
+    parts: dict[str, tuple[Lattice, Suppressor]] = {}
+    for name, tables in populations.items():
+        if not tables:
+            continue
+        try:
+            parts[name] = _suppress(tables, k, zeros, max_rounds, carried.get(name, ()), cleanup_audits)
+        except ProtectionError as exc:
+            raise PopulationNotProtected(name, str(exc)) from None
+    if (relations or context) and parts:
+        try:
+            _settle_release(populations, parts, relations, k, zeros, max_rounds, carried, context)
+        except ProtectionError as exc:
+            raise PopulationNotProtected(None, str(exc)) from None
+    results = {name: _result(populations[name], *parts[name]) for name in parts}
+    empty = ProtectionResult([], _empty_log(), _loss([], _empty_log()))
+    return {name: results.get(name, empty) for name in populations}
+
+
+def _suppress(
+    tables: Sequence[MartTable], k: int, zeros: Zeros, max_rounds: int, carried: Collection[str], cleanup_audits: int
+) -> tuple[Lattice, Suppressor]:
+    """Primary, secondary and clean-up for one population's linked tables; the independent audit of that
+    population has the last word on the clean-up."""
     lattice = build_lattice(tables)
     suppressor = Suppressor(lattice, k, zeros)
     if carried:
@@ -93,6 +175,138 @@ def protect(
         if exposed(suppressor.suppressed):  # the independent attacker has the last word
             logger.warning("clean-up pattern failed the audit; keeping the greedy pattern")
             suppressor.suppressed, suppressor.reason = greedy
+    return lattice, suppressor
+
+
+def _settle_release(
+    populations: Mapping[str, Sequence[MartTable]],
+    parts: dict[str, tuple[Lattice, Suppressor]],
+    relations: Sequence[LinearRelation],
+    k: int,
+    zeros: Zeros,
+    max_rounds: int,
+    carried: Mapping[str, Collection[str]],
+    context: Mapping[str, Sequence[MartTable]],
+) -> None:
+    """Widen the populations' patterns until the release-wide attacker pins nothing (in place)."""
+    names = list(parts)
+    tables = [t for n in names for t in populations[n]]
+    scopes: list[str | None] = [n for n in names for _ in populations[n]]
+    # Context tables (an earlier release): their true counts stand in for the hidden ones, as the
+    # suppressor needs a feasible point; their status is fixed.
+    fixed = [(n, t) for n, ts in context.items() for t in ts]
+    joint = build_lattice(tables + [_complete(t) for _, t in fixed], scopes + [n for n, _ in fixed])
+    suppressor = Suppressor(joint, k, zeros)
+    index = {key: i for i, key in enumerate(joint.keys)}
+    positions = {}
+    for name in names:
+        lattice, own = parts[name]
+        at = np.array([index[scoped_key(name, key)] for key in lattice.keys], dtype=np.int64)
+        positions[name] = at
+        suppressor.suppressed[at] = own.suppressed
+        suppressor.carried[at] = own.carried
+        suppressor.reason.update({int(at[c]): why for c, why in own.reason.items()})
+    context_cell = np.zeros(len(joint.keys), dtype=bool)
+    zero_context: set[str] = set()
+    for name, table in fixed:
+        keys = [scoped_key(name, key) for key in _keys(table.frame, list(table.dimensions))]
+        hidden = table.frame["count"].isna().to_numpy()
+        for key, is_hidden in zip(keys, hidden, strict=True):
+            cell = index[key]
+            context_cell[cell] = True
+            suppressor.suppressed[cell] = bool(is_hidden)
+            suppressor.carried[cell] = True  # never published by the repair
+            suppressor.forbidden[cell] = not is_hidden  # never hidden now: it is already public
+            if is_hidden and joint.counts[cell] == 0:
+                zero_context.add(key)  # a hidden zero (carried forward there): the attacker knows only >= 0
+    published_context = {
+        scoped_key(n, key) for n, t in fixed for key in _keys(t.frame[t.frame["count"].notna()], list(t.dimensions))
+    }
+    public = published_through(relations, published_context)
+    for key in public:  # hiding a cell the earlier release published (and that did not change) hides nothing
+        suppressor.futile[index[key]] = True
+    scoped_carried = {scoped_key(n, key) for n, keys in carried.items() for key in keys} | zero_context
+    exposure = audit_exposure(
+        tables + [t for _, t in fixed],
+        joint,
+        k,
+        zeros,
+        scoped_carried,
+        scopes=scopes + [n for n, _ in fixed],
+        relations=relations,
+        public=public,
+    )
+    settle(suppressor, _through_release(exposure, suppressor, relations, index, context_cell), max_rounds)
+    for name in names:
+        lattice, own = parts[name]
+        at = positions[name]
+        added = suppressor.suppressed[at] & ~own.suppressed
+        own.suppressed = suppressor.suppressed[at].copy()
+        for c in np.flatnonzero(added):
+            own.reason[int(c)] = suppressor.reason.get(
+                int(at[c]), "complementary: protects a relation between populations"
+            )
+
+
+def _through_release(
+    exposure: Exposure,
+    suppressor: Suppressor,
+    relations: Sequence[LinearRelation],
+    index: dict[str, int],
+    context_cell: np.ndarray,
+) -> Exposure:
+    """The release-wide exposure, with an exposed cell of a context table (an earlier release, which
+    cannot be changed) protected through this release: the cheapest published cell of this release that
+    a relation ties to it is suppressed (ties by key); if none is left, the related cells are widened."""
+    partners: dict[int, list[int]] = {}
+    for relation in relations:
+        cells = [index[key] for key, _ in relation.terms]
+        for c in (c for c in cells if context_cell[c]):
+            partners.setdefault(c, []).extend(p for p in cells if not context_cell[p])
+
+    def exposed(mask: np.ndarray) -> list[int]:
+        while True:
+            found = exposure(mask)
+            earlier = [c for c in found if context_cell[c]]
+            if not earlier:
+                return found
+            chosen = set()
+            for c in earlier:
+                open_ = [p for p in partners.get(c, []) if not suppressor.suppressed[p] and not suppressor.forbidden[p]]
+                if open_:
+                    p = min(open_, key=lambda q: suppressor.position[q])
+                    suppressor.suppressed[p] = True
+                    suppressor.reason.setdefault(
+                        p, f"complementary: protects {suppressor.lattice.keys[c]} of the earlier release"
+                    )
+                    chosen.add(p)
+            if not chosen:
+                related = sorted({p for c in earlier for p in partners.get(c, [])})
+                return [c for c in found if not context_cell[c]] + related
+            suppressor.close_relations()
+
+    return exposed
+
+
+def _keys(frame: pd.DataFrame, dims: list[str]) -> list[str]:
+    return [
+        cell_key(str(p), dict(zip(dims, row, strict=False)))
+        for p, row in zip(
+            frame["period"].astype(str), frame[dims].astype(str).itertuples(index=False, name=None), strict=False
+        )
+    ]
+
+
+def _complete(table: MartTable) -> MartTable:
+    """A context table with its hidden counts filled by ``true_count`` (a column the caller supplies)."""
+    frame = table.frame
+    if "true_count" not in frame.columns:
+        raise ValueError(f"context table {table.name}: needs true_count for its hidden cells")
+    filled = frame.assign(count=frame["count"].astype("Int64").fillna(frame["true_count"].astype("Int64")))
+    return MartTable(table.name, table.dimensions, filled.drop(columns=["true_count"]))
+
+
+def _result(tables: Sequence[MartTable], lattice: Lattice, suppressor: Suppressor) -> ProtectionResult:
     protected = _apply(tables, lattice, suppressor.suppressed)
     log = _log(tables, lattice, suppressor)
     return ProtectionResult(protected, log, _loss(protected, log))

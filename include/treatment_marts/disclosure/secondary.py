@@ -42,6 +42,9 @@ class Suppressor:
         self.suppressed = self.primary.copy()
         self.carried = np.zeros(len(counts), dtype=bool)  # suppressed in an earlier release: never released
         self.forbidden = np.zeros(len(counts), dtype=bool)  # the clean-up's swap move bars a cell it removed
+        # Cells whose value is public elsewhere (a revision's cell of an unchanged area, published in the
+        # earlier release): hiding one widens no interval, so `widen` never picks it; a line may still use it.
+        self.futile = np.zeros(len(counts), dtype=bool)
         self.reason: dict[int, str] = {}
         grand = lattice.grand_totals()
         self.grand = grand
@@ -145,7 +148,7 @@ class Suppressor:
         choice: int | None = None
         for _ in range(max_depth):
             relations = sorted({r for c in frontier for r in self.lattice.relations_of[c]})
-            options = [int(c) for r in relations for c in self._candidates(r)[:1]]
+            options = [int(c) for r in relations for c in self._candidates(r)[~self.futile[self._candidates(r)]][:1]]
             ordinary = [c for c in options if not self.grand[c]]
             if ordinary:
                 choice = min(ordinary, key=lambda c: self.position[c])
@@ -159,7 +162,9 @@ class Suppressor:
                 break
         if choice is None and last_resort is None:
             # Everything linked to the cell is suppressed or zero: only a grand total is left to hide.
-            spare = np.flatnonzero(self.grand & ~self.suppressed & ~self.forbidden & (self.lattice.counts > 0))
+            spare = np.flatnonzero(
+                self.grand & ~self.suppressed & ~self.forbidden & ~self.futile & (self.lattice.counts > 0)
+            )
             last_resort = int(spare[0]) if len(spare) else None
         choice = choice if choice is not None else last_resort
         if choice is None:

@@ -10,6 +10,7 @@ in these terms, so they live below all of them.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,3 +43,22 @@ def cell_key(period: str, labels: dict[str, str]) -> str:
 def table_cell(labels: dict[str, str]) -> str:
     """Stable JSON of a cell within its table (every dimension, Totals included)."""
     return json.dumps(labels, sort_keys=True, ensure_ascii=False)
+
+
+def scoped_key(scope: str | None, key: str) -> str:
+    """A cell key within one population of a release. Two populations publish cells with the same labels
+    (new presentations and in treatment both have {area=X}); they are different variables, so a system
+    holding several populations names each cell by its population as well."""
+    return key if scope is None else f"{scope}|{key}"
+
+
+@dataclass(frozen=True)
+class LinearRelation:
+    """``lower <= sum(coefficient * cell) <= upper`` over cells named by (scoped) key: a relation the
+    attacker knows besides the tables' own lines, e.g. a subset population (new presentations of a cell are
+    at most the adults in treatment of that cell), or how a revision's cells relate to the earlier
+    release's. The true counts satisfy it by construction."""
+
+    terms: tuple[tuple[str, float], ...]
+    lower: float = -math.inf
+    upper: float = math.inf

@@ -20,6 +20,16 @@ REPRESENTATION_LEVELS = [NOT_REPRESENTED, REPRESENTED]
 FOLLOW_UP = pd.DateOffset(months=6)
 # Months of extracts, the period's own included, each population is built from.
 HISTORY_MONTHS = {"completions_followed_up": 12}
+# Populations whose clients are all clients of another population of the same month (the attacker knows the
+# definitions, so the audit holds these relations; pipeline/protect.population_relations):
+# - a new presentation (triage in the month) is in treatment that month (its discharge, if any, is on or
+#   after its triage: a blocking rule of the contract). Each client is counted by their latest episode by
+#   triage, and the in-treatment episodes triaged in the month are exactly the new-presentation episodes,
+#   so a client's latest in-treatment episode is their latest new presentation: the same cell, always.
+# - an exit (discharge in the month) is in treatment that month, but a client who leaves one episode and
+#   starts another in the month is counted by the exit in `exits` and by the later episode in
+#   `in_treatment`, possibly in another cell; `subset_slack` counts such clients.
+SUBSET_OF = {"new_presentations": "in_treatment", "exits": "in_treatment"}
 
 
 def history_months(population: str) -> int:
@@ -95,6 +105,15 @@ def completions_followed_up(history: pd.DataFrame, period: str) -> pd.DataFrame:
     came_back = exits["client_key"].isin(set(back["client_key"]))
     exits["representation"] = pd.array([REPRESENTED if b else NOT_REPRESENTED for b in came_back], dtype="string")
     return exits.reset_index(drop=True)
+
+
+def subset_slack(subset_clients: pd.DataFrame, superset_clients: pd.DataFrame) -> int:
+    """Clients of a subset population not counted by the same episode in the superset (so possibly in
+    another cell of it): the slack of `SUBSET_OF`'s cell relations. Known to the pipeline, never published."""
+    key = ["client_key", "agency_code", "episode_id"]
+    counted = superset_clients[key].drop_duplicates()
+    matched = subset_clients[key].merge(counted, on=key, how="left", indicator=True)
+    return int((matched["_merge"] == "left_only").sum())
 
 
 def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.DataFrame:

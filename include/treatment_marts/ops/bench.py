@@ -127,8 +127,15 @@ def bench_pipeline(
     }
 
 
-def bench_validation(clients: int, *, workdir: Path, seed: int = 20240101, period: str = "2024-03") -> dict:
-    """GX with the full suite vs the same rules in plain pandas (plain_checks), on one generated month."""
+def bench_validation(
+    clients: int, *, workdir: Path, seed: int = 20240101, period: str = "2024-03", rounds: int = 2
+) -> dict:
+    """GX with the full suite vs the same rules in plain pandas (plain_checks), on one generated month.
+
+    A deployment registers the suite in its GX context once (again only when the committed suite changes),
+    so that first run is timed on its own ("first_run_seconds") and the comparison is on validations of an
+    existing context. GX and plain pandas alternate ``rounds`` times; the ratio is of the fastest reading
+    of each (on a shared machine the minimum is the reading least disturbed by other jobs)."""
     from treatment_marts.ops.synth import generate_extract
     from treatment_marts.validation.gx_runner import (
         suite_parameters,
@@ -140,19 +147,28 @@ def bench_validation(clients: int, *, workdir: Path, seed: int = 20240101, perio
 
     frame = generate_extract(period, clients=clients, seed=seed)
     settings = Settings.from_env(data_root=workdir / "data")
+    first: list[StageMeasure] = []
+    with measure("GX first run (context and suite registration, 1,000 rows)", first, 1000):
+        validate_extract(frame.head(1000), period=period, settings=settings, run_id="first", source="first")
     results: list[StageMeasure] = []
-    with measure("GX suite (validate_extract)", results, len(frame)):
-        validate_extract(frame, period=period, settings=settings, run_id="bench", source="bench")
-    with measure("same rules, plain pandas", results, len(frame)):
-        evaluate(with_derived_columns(frame), load_suite(suite_path(settings)), suite_parameters(period))
-    gx_run, plain = results
+    for round_ in range(1, rounds + 1):
+        with measure(f"GX suite (validate_extract), round {round_}", results, len(frame)):
+            validate_extract(frame, period=period, settings=settings, run_id=f"bench{round_}", source="bench")
+        with measure(f"same rules, plain pandas, round {round_}", results, len(frame)):
+            evaluate(with_derived_columns(frame), load_suite(suite_path(settings)), suite_parameters(period))
+    gx_seconds = min(r.seconds for r in results if r.stage.startswith("GX"))
+    plain_seconds = min(r.seconds for r in results if r.stage.startswith("same"))
     return {
         "rows": len(frame),
-        "gx_seconds": gx_run.seconds,
-        "plain_seconds": plain.seconds,
-        "gx_rows_per_second": round(len(frame) / gx_run.seconds),
-        "ratio": round(gx_run.seconds / plain.seconds, 1) if plain.seconds else None,
-        "stages": [asdict(r) for r in results],
+        "gx_seconds": gx_seconds,
+        "plain_seconds": plain_seconds,
+        "gx_rows_per_second": round(len(frame) / gx_seconds),
+        "ratio": round(gx_seconds / plain_seconds, 2) if plain_seconds else None,
+        "ratios_per_round": [
+            round(gx.seconds / plain.seconds, 2) for gx, plain in zip(results[::2], results[1::2], strict=True)
+        ],
+        "first_run_seconds": first[0].seconds,
+        "stages": [asdict(r) for r in first + results],
     }
 
 
@@ -439,8 +455,10 @@ def render_goals(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(figures: dict, target: Path) -> Path:
+def plot(figures: dict, target: Path) -> Path | None:
     """Two panels: seconds per stage against rows (stacked), and the pipeline / bare read+write ratio."""
+    if not figures.get("pipeline"):
+        return None
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -448,16 +466,18 @@ def plot(figures: dict, target: Path) -> Path:
 
     pipeline = sorted(figures["pipeline"], key=lambda r: r["rows"])
     rows = [r["rows"] for r in pipeline]
-    stages = [s["stage"] for s in pipeline[0]["stages"] if not s["stage"].startswith("generate")]
+    stages = [s["stage"] for s in pipeline[0]["stages"] if not s["stage"].startswith(("generate", "bare"))]
+    labels = [f"{n:,}" for n in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     bottom = [0.0] * len(rows)
     for stage in stages:
         seconds = [next(s["seconds"] for s in r["stages"] if s["stage"] == stage) for r in pipeline]
-        left.bar([str(f"{n:,}") for n in rows], seconds, bottom=bottom, label=stage.split(" (")[0])
+        left.bar(labels, seconds, bottom=bottom, label=stage.split(" (")[0])
         bottom = [b + s for b, s in zip(bottom, seconds, strict=True)]
+    left.plot(labels, [r["baseline_seconds"] for r in pipeline], "k_", markersize=30, label="bare read + write")
     left.set_xlabel("episode rows")
     left.set_ylabel("seconds")
-    left.set_title("time per stage (baseline: bare read + write)")
+    left.set_title("time per stage")
     left.legend(fontsize=8)
     right.plot(rows, [r["ratio_to_baseline"] for r in pipeline], marker="o", label="pipeline / bare read+write")
     right.axhline(GOAL_PIPELINE_RATIO, linestyle="--", color="grey", label=f"goal {GOAL_PIPELINE_RATIO:g}x")
@@ -466,6 +486,7 @@ def plot(figures: dict, target: Path) -> Path:
         right.plot([validation["rows"]], [validation["ratio"]], marker="s", linestyle="", label="GX / plain pandas")
         right.axhline(GOAL_GX_RATIO, linestyle=":", color="grey", label=f"GX goal {GOAL_GX_RATIO:g}x")
     right.set_xscale("log")
+    right.set_yscale("log")
     right.set_xlabel("episode rows")
     right.set_ylabel("ratio")
     right.set_title("ratio against rows (same run)")
@@ -523,12 +544,13 @@ def bench_all(
 
 
 def render_all(figures: dict) -> str:
-    parts = [render(figures["pipeline"])]
+    parts = [render(figures["pipeline"])] if figures.get("pipeline") else []
     if "validation" in figures:
         v = figures["validation"]
         parts.append(
-            f"\nvalidation of {v['rows']:,} rows: GX {v['gx_seconds']:.1f} s, plain pandas {v['plain_seconds']:.1f} s: "
-            f"GX/plain = {v['ratio']}x"
+            f"\nvalidation of {v['rows']:,} rows (fastest of {len(v['ratios_per_round'])} rounds): GX "
+            f"{v['gx_seconds']:.1f} s, plain pandas {v['plain_seconds']:.1f} s: GX/plain = {v['ratio']}x "
+            f"(per round {v['ratios_per_round']}; GX's first run in a new context {v['first_run_seconds']:.1f} s)"
         )
     if "catalogue" in figures:
         c = figures["catalogue"]
@@ -559,7 +581,9 @@ def cli(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m treatment_marts.ops.bench", description=bench_all.__doc__)
     parser.add_argument("--out", default="build/bench", help="folder for bench.json and bench.png")
-    parser.add_argument("--clients", default=",".join(str(n) for n in FULL_SIZES), help="pipeline sizes (adults)")
+    parser.add_argument(
+        "--clients", default=",".join(str(n) for n in FULL_SIZES), help="pipeline sizes (adults; '' to skip)"
+    )
     parser.add_argument(
         "--validation", type=int, default=1_070_000, help="GX vs plain pandas on a month of N (0: skip)"
     )
@@ -574,7 +598,7 @@ def cli(argv: list[str] | None = None) -> int:
         load = (int(months), int(areas))
     figures = bench_all(
         Path(args.out),
-        sizes=tuple(int(n) for n in args.clients.split(",")),
+        sizes=tuple(int(n) for n in args.clients.split(",") if n.strip()),
         validation_clients=args.validation or None,
         catalogue_clients=args.catalogue or None,
         optimal_gap_tables=args.optimal_gap or None,

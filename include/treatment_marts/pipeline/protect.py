@@ -1,7 +1,8 @@
 """The protect stage: recode, build every mart, suppress (primary + secondary), audit, stage the release.
 
-Three steps, each its own function: `protect_populations` (per population: marts, suppression, the
-independent audit), `build_derived_marts` (from the protected marts only, so no new disclosure) and
+Three steps, each its own function: `protect_populations` (every population's marts, suppressed against
+one attacker who holds the whole release, its population relations and, for a revision, the release it
+replaces; then the independent audit of that one system), `build_derived_marts` (from the protected marts only, so no new disclosure) and
 `write_stage_manifest`. The staged release lives in the run's restricted folder until `publish`.
 
 A release covers the areas the run record says are in it (``areas.json``, written by `accept_areas`): an
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -34,6 +35,9 @@ from treatment_marts.marts.populations import history_months
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
+
+if TYPE_CHECKING:
+    from treatment_marts.disclosure.tables import LinearRelation, MartTable
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,55 @@ def suppressed_in_current_release(
 
 
 _MEASURES = ("period", "count", "status", "percent")
+EARLIER = "earlier"  # scope prefix of the earlier release's cells in a revision's system
+
+
+def earlier_release(settings: Settings, period: Period, marts_config: MartsConfig) -> dict[str, list[MartTable]]:
+    """The period's current public release, per population, as the attacker holds it (published counts,
+    ``c`` cells) with ``true_count`` for its hidden cells from that run's restricted suppression log; {}
+    when the period has no release. A revision is protected together with it (docs/disclosure.md, "Across
+    releases"): without the true counts the difference cannot be protected, so the revision is refused."""
+    from treatment_marts.disclosure.tables import MartTable, table_cell
+
+    manifest_path = settings.public_dir / "releases" / f"period={period}" / "manifest.json"
+    if not manifest_path.exists():
+        return {}
+    manifest = read_json(manifest_path)  # readable: suppressed_in_current_release read it first
+    log_path = run_dir(settings, RunId.parse(str(manifest["run_id"]))) / "suppression_log.parquet"
+    try:
+        log = pd.read_parquet(log_path, columns=["mart", "cell", "true_count"])
+    except (OSError, ValueError) as exc:
+        raise EarlierReleaseUnreadable(
+            f"period {period}: the suppression log of the current release (run {manifest['run_id']}) cannot be read "
+            f"({type(exc).__name__}); a revision is protected together with the release it replaces and needs its "
+            "true counts: restore restricted/runs/<run>/suppression_log.parquet from backup, then re-run"
+        ) from None
+    truth = {(str(m), str(c)): int(t) for m, c, t in log.itertuples(index=False, name=None)}
+    definitions = {d.name: d for d in marts_config.marts}
+    out: dict[str, list[MartTable]] = {}
+    for name in (str(m) for m in manifest["marts"]):
+        definition = definitions.get(name)
+        if definition is None or definition.measure != "clients":
+            continue  # no longer configured (its cells cannot be linked), or not a protected clients mart
+        path = settings.public_dir / "marts" / name / f"period={period}" / "data.parquet"
+        frame = pd.read_parquet(path)  # readable: suppressed_in_current_release read it first
+        dims = list(definition.dimensions)
+        if any(d not in frame.columns for d in dims):
+            continue  # the earlier release had other dimensions (a changed definition): not the same cells
+        frame = frame[["period", *dims, "count", "status"]].astype({"period": "string", "count": "Int64"})
+        cells = [
+            table_cell({d: str(v) for d, v in zip(dims, row, strict=True)})
+            for row in frame[dims].itertuples(index=False, name=None)
+        ]
+        true_count = [truth.get((name, cell)) for cell in cells]
+        if any(t is None for t, hidden in zip(true_count, frame["count"].isna(), strict=True) if hidden):
+            raise EarlierReleaseUnreadable(
+                f"period {period}: the suppression log of run {manifest['run_id']} lacks hidden cells of the published "
+                f"mart {name}; restore the run's suppression_log.parquet from backup, then re-run"
+            )
+        frame["true_count"] = pd.array(true_count, dtype="Int64")
+        out.setdefault(definition.population, []).append(MartTable(name, tuple(dims), frame))
+    return out
 
 
 def areas_left_out(settings: Settings, run_id: RunId, areas: AreasConfig) -> list[str]:
@@ -232,6 +285,45 @@ def assert_k_safe(frame: pd.DataFrame, name: str, k: int) -> None:
         )
 
 
+def population_relations(tables: dict[str, list[MartTable]], clients: dict[str, pd.DataFrame]) -> list[LinearRelation]:
+    """What the attacker knows across the populations of one release: a subset population (marts/
+    populations.SUBSET_OF) is at most its superset in every cell both publish, up to the clients the two
+    count by different episodes (populations.subset_slack: 0 for new presentations by construction)."""
+    from treatment_marts.disclosure.relations import subset_relations
+    from treatment_marts.marts.populations import SUBSET_OF, subset_slack
+
+    relations: list[LinearRelation] = []
+    for subset, superset in SUBSET_OF.items():
+        if subset in tables and superset in tables and tables[subset] and tables[superset]:
+            slack = subset_slack(clients[subset], clients[superset])
+            relations.extend(subset_relations(subset, tables[subset], superset, tables[superset], slack=slack))
+    return relations
+
+
+def _published_keys(table: MartTable) -> list[str]:
+    """Keys of an earlier release's published cells."""
+    from treatment_marts.disclosure.relations import table_keys
+    from treatment_marts.disclosure.tables import MartTable as Table
+
+    return sorted(table_keys([Table(table.name, table.dimensions, table.frame[table.frame["count"].notna()])]))
+
+
+def _hidden_zeros(table: MartTable) -> list[str]:
+    """Keys of an earlier release's hidden cells whose true count is 0 (carried forward there): the
+    attacker knows only >= 0 of them."""
+    from treatment_marts.disclosure.tables import cell_key
+
+    frame = table.frame
+    dims = list(table.dimensions)
+    zero = frame[frame["count"].isna() & frame["true_count"].eq(0).fillna(False)]
+    return [
+        cell_key(str(p), dict(zip(dims, row, strict=True)))
+        for p, row in zip(
+            zero["period"].astype(str), zero[dims].astype(str).itertuples(index=False, name=None), strict=True
+        )
+    ]
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -243,14 +335,20 @@ def protect_populations(
     marts_config: MartsConfig,
     scope: AreasConfig,
 ) -> ProtectedPopulations:
-    """Per population: build its marts, suppress them together, audit them independently, write them."""
+    """Build every population's marts, suppress them against one attacker who holds the whole release
+    (each population's linked tables, and the relations between populations), audit the release as one
+    system, write the marts."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
-    from treatment_marts.disclosure.protect import protect as protect_tables
-    from treatment_marts.disclosure.tables import MartTable, ProtectionError
+    from treatment_marts.disclosure.protect import PopulationNotProtected, protect_release
+    from treatment_marts.disclosure.relations import published_through, revision_relations
+    from treatment_marts.disclosure.tables import MartTable, ProtectionError, scoped_key  # noqa: F811
 
     carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
-    for population, definitions in marts_config.by_population().items():
+    populations = marts_config.by_population()
+    tables: dict[str, list[MartTable]] = {}
+    clients: dict[str, pd.DataFrame] = {}
+    for population, definitions in populations.items():
         source = analysis
         if history_months(population) > 1:
             source, missing = _history(
@@ -259,44 +357,66 @@ def protect_populations(
             if missing:
                 out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
                 continue
-        clients = select_population(source, population, period)
-        tables = [
-            MartTable(name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients, d, period, levels))
+        clients[population] = select_population(source, population, period)
+        tables[population] = [
+            MartTable(
+                name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients[population], d, period, levels)
+            )
             for d in definitions
         ]
-        earlier = carried.get(population, carried.get(None, set()))
-        try:
-            protected = protect_tables(
-                tables,
-                k=rules.disclosure.k,
-                zeros=rules.disclosure.zeros,
-                carried=earlier,
-                cleanup_audits=rules.disclosure.cleanup_audits,
-            )
-        except ProtectionError as exc:
-            revision = (
-                f"; this is a revision: {len(earlier)} cell(s) the current release withholds must stay withheld, so "
-                "a corrected file that changes small groups can leave no safe pattern -- publish the correction "
-                "with the next period, or ask IG to withdraw the current release first (docs/runbook.md)"
-                if earlier
-                else "; publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
-            )
-            names = ", ".join(d.name for d in definitions)
-            raise ProtectionError(
-                f"population {population} (marts {names}) cannot be protected: {exc}{revision}"
-            ) from None
-        result = audit(
-            protected.tables,
+    earlier = {population: carried.get(population, carried.get(None, set())) for population in tables}
+    relations = population_relations(tables, clients)
+    # A revision: the release it replaces is held by the attacker too (its cells constants or unknowns, the
+    # cells of unchanged areas the same in both, the others within how far they moved).
+    previous = {p: t for p, t in earlier_release(settings, period, marts_config).items() if p in tables}
+    context = {f"{EARLIER}:{p}": t for p, t in previous.items()}
+    for population, old in previous.items():
+        relations.extend(revision_relations(population, tables[population], f"{EARLIER}:{population}", old))
+    try:
+        protected = protect_release(
+            tables,
+            context=context,
+            relations=relations,
             k=rules.disclosure.k,
             zeros=rules.disclosure.zeros,
-            true_counts=protected.log,
             carried=earlier,
+            cleanup_audits=rules.disclosure.cleanup_audits,
         )
-        out.intervals.append(result.intervals)
-        if not result.passed:
-            raise DisclosureAuditFailed(result)
-        percent_of = {d.name: d.percent_of for d in definitions}
-        for table in protected.tables:
+    except PopulationNotProtected as exc:
+        named = [exc.population] if exc.population in populations else list(tables)
+        withheld = sum(len(earlier[p]) for p in named)
+        revision = (
+            f"; this is a revision: {withheld} cell(s) the current release withholds must stay withheld, so "
+            "a corrected file that changes small groups can leave no safe pattern -- publish the correction "
+            "with the next period, or ask IG to withdraw the current release first (docs/runbook.md)"
+            if withheld
+            else "; publish coarser categories (rules.yaml) or fewer dimensions for this population (marts.yaml)"
+        )
+        names = ", ".join(d.name for p in named for d in populations[p])
+        subject = f"population {exc.population}" if exc.population in populations else "the release's populations"
+        raise ProtectionError(f"{subject} (marts {names}) cannot be protected: {exc.reason}{revision}") from None
+    order = list(tables)
+    released = [t for p in order for t in protected[p].tables]
+    scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
+    held = [(s, t) for s, ts in context.items() for t in ts]
+    logs = [protected[p].log for p in order]
+    result = audit(
+        released + [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in held],
+        k=rules.disclosure.k,
+        zeros=rules.disclosure.zeros,
+        true_counts=pd.concat(logs, ignore_index=True) if logs else None,
+        carried={scoped_key(p, key) for p in order for key in earlier[p]}
+        | {scoped_key(s, key) for s, t in held for key in _hidden_zeros(t)},
+        scopes=scopes + [s for s, _ in held],
+        relations=relations,
+        public=published_through(relations, {scoped_key(s, key) for s, t in held for key in _published_keys(t)}),
+    )
+    if not result.passed:  # a cell of this release, or one the earlier release hid that the two now expose
+        raise DisclosureAuditFailed(result)
+    out.intervals.append(result.intervals[~result.intervals["key"].str.startswith(f"{EARLIER}:")])
+    for population in order:
+        percent_of = {d.name: d.percent_of for d in populations[population]}
+        for table in protected[population].tables:
             assert_k_safe(table.frame, table.name, rules.disclosure.k)
             frame = table.frame
             percent = percent_of[table.name]
@@ -304,8 +424,8 @@ def protect_populations(
                 frame = add_percentages(frame, list(table.dimensions), percent)
             frame.to_parquet(marts_dir / f"{table.name}.parquet", index=False)
             out.marts.append(table.name)
-        out.logs.append(protected.log.assign(population=population))
-        out.losses.append(protected.information_loss)
+        out.logs.append(protected[population].log.assign(population=population))
+        out.losses.append(protected[population].information_loss)
     return out
 
 

@@ -1,0 +1,122 @@
+"""Relations an attacker knows between the populations of a release (and between releases).
+
+Each population's tables are additive on their own (lattice.py); across populations the definitions give
+inequalities instead: every new presentation of a month is in treatment that month, so the new
+presentations of any cell both populations publish are at most the adults in treatment of that cell
+(sdcTable and tau-argus protect one table set at a time; linking sets by such relations is what lets a
+pattern safe population by population be attacked, issue 13). A relation may carry a *slack*: when the
+definitions imply it only up to a number of clients the pipeline knows (and never publishes), the
+attacker is given that number, which can only make them stronger than a real one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+
+from treatment_marts.disclosure.tables import LinearRelation, MartTable, cell_key, scoped_key
+
+
+def table_keys(tables: Iterable[MartTable]) -> set[str]:
+    """Every canonical cell key the tables publish (margins included)."""
+    keys: set[str] = set()
+    for table in tables:
+        dims = list(table.dimensions)
+        frame = table.frame
+        for period, row in zip(
+            frame["period"].astype(str), frame[dims].astype(str).itertuples(index=False, name=None), strict=True
+        ):
+            keys.add(cell_key(period, dict(zip(dims, row, strict=True))))
+    return keys
+
+
+def subset_relations(
+    subset: str,
+    subset_tables: Sequence[MartTable],
+    superset: str,
+    superset_tables: Sequence[MartTable],
+    *,
+    slack: float = 0.0,
+) -> list[LinearRelation]:
+    """``subset[key] - superset[key] <= slack`` for every cell key both populations publish (in key
+    order): the clients of a subset population counted in a cell are among the superset's clients of the
+    same cell, up to ``slack`` clients counted in another cell of the superset."""
+    shared = sorted(table_keys(subset_tables) & table_keys(superset_tables))
+    return [
+        LinearRelation(((scoped_key(subset, key), 1.0), (scoped_key(superset, key), -1.0)), upper=float(slack))
+        for key in shared
+    ]
+
+
+def _truth(tables: Iterable[MartTable]) -> dict[str, float]:
+    """Every cell's true count by canonical key: ``count``, or ``true_count`` where the count is hidden."""
+    values: dict[str, float] = {}
+    for table in tables:
+        dims = list(table.dimensions)
+        frame = table.frame
+        count = frame["count"].astype("Float64")
+        if "true_count" in frame.columns:
+            count = count.fillna(frame["true_count"].astype("Float64"))
+        for period, row, value in zip(
+            frame["period"].astype(str),
+            frame[dims].astype(str).itertuples(index=False, name=None),
+            count.to_numpy(dtype=float, na_value=float("nan")),
+            strict=True,
+        ):
+            values[cell_key(period, dict(zip(dims, row, strict=True)))] = float(value)
+    return values
+
+
+def revision_relations(
+    scope: str,
+    tables: Sequence[MartTable],
+    earlier_scope: str,
+    earlier_tables: Sequence[MartTable],
+    *,
+    by: str = "area",
+) -> list[LinearRelation]:
+    """What an attacker holding both releases of a period knows of each cell both publish:
+    ``|new - old| <= r``, per level of ``by`` (the area), where r is the most any cell of that area moved
+    between the releases (0 for an area whose input did not change: the same cell in both).
+
+    Why r from the cells: the attacker of issue 13 knows "how few records changed" in an area; r records
+    changed move no cell by more than r, so the largest change of a cell is at most the records changed,
+    and giving the attacker that bound makes them at least as strong as one who knows the true number.
+    Cells without ``by`` (national margins) need no relation of their own: every mart is split by area, so
+    they are the sums of area cells in both releases. ``earlier_tables`` carry ``true_count`` for their
+    hidden cells (from the restricted suppression log); the bound is known to the pipeline, never
+    published."""
+    new, old = _truth(tables), _truth(earlier_tables)
+    shared = sorted(set(new) & set(old))
+    if any(math.isnan(new[key]) or math.isnan(old[key]) for key in shared):
+        raise ValueError("revision relations need every cell's true count (true_count for hidden cells)")
+    level = {key: json.loads(key).get(by) for key in shared}
+    moved: dict[str, float] = {}
+    for key in shared:
+        if level[key] is not None:
+            moved[level[key]] = max(moved.get(level[key], 0.0), abs(new[key] - old[key]))
+    return [
+        LinearRelation(
+            ((scoped_key(scope, key), 1.0), (scoped_key(earlier_scope, key), -1.0)),
+            lower=-moved[level[key]],
+            upper=moved[level[key]],
+        )
+        for key in shared
+        if level[key] is not None
+    ]
+
+
+def published_through(relations: Iterable[LinearRelation], published: set[str]) -> set[str]:
+    """Keys that a relation holds equal to a cell in ``published`` (scoped keys of an earlier release's
+    published cells): a revision's cell of an unchanged area, whose value is public already. Pinning such
+    a cell discloses nothing new, and hiding it protects nothing."""
+    out: set[str] = set()
+    for relation in relations:
+        if len(relation.terms) == 2 and relation.lower == relation.upper == 0:
+            (a, _), (b, _) = relation.terms
+            if b in published and a not in published:
+                out.add(a)
+            elif a in published and b not in published:
+                out.add(b)
+    return out

@@ -1,0 +1,192 @@
+"""Relations between populations (issue 13): the attacker holds every population of a release at once and
+knows the subset relations the definitions imply (new presentations of a cell are in treatment in that
+cell). Patterns safe population by population are attacked through them; the release is protected and
+audited as one system."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import Bounds, LinearConstraint, milp
+from test_suppress import cube
+
+from treatment_marts.core.labels import TOTAL
+from treatment_marts.disclosure.audit import AttackModel, audit
+from treatment_marts.disclosure.protect import protect, protect_release
+from treatment_marts.disclosure.relations import subset_relations
+from treatment_marts.disclosure.tables import MartTable, Zeros, cell_key, scoped_key
+
+DIMS = {"area": ["A", "B", "C"], "sex": ["F", "M"]}
+# Adults in treatment and, among them, the month's new presentations, per area x sex. Area C is small in
+# both; in area B nearly everyone in treatment is not new.
+IN_TREATMENT = np.array([[6, 7], [9, 11], [2, 3]])
+NEW = np.array([[6, 7], [2, 3], [2, 3]])
+
+
+def relations_of(sub: MartTable, sup: MartTable) -> list:
+    return subset_relations("new_presentations", [sub], "in_treatment", [sup])
+
+
+def test_new_presentations_safe_alone_are_pinned_by_the_in_treatment_tables() -> None:
+    """Each population protected and audited alone passes; the same published tables read together with
+    "new presentations <= in treatment, cell by cell" pin both hidden new-presentation cells of area B."""
+    it, new = cube("it", DIMS, IN_TREATMENT), cube("np", DIMS, NEW)
+    alone_it, alone_new = protect([it]).tables, protect([new]).tables
+    assert audit(alone_it).passed and audit(alone_new).passed
+    together = audit(
+        alone_it + alone_new, scopes=["in_treatment", "new_presentations"], relations=relations_of(new, it)
+    )
+    assert not together.passed
+    pinned = together.intervals[together.intervals["disclosed"]]
+    assert set(pinned["mart"]) == {"np"}
+    assert (pinned["lower"] == pinned["upper"]).all()  # exact values recovered
+
+
+def test_protect_release_repairs_what_the_release_audit_would_refuse() -> None:
+    it, new = cube("it", DIMS, IN_TREATMENT), cube("np", DIMS, NEW)
+    relations = relations_of(new, it)
+    out = protect_release({"in_treatment": [it], "new_presentations": [new]}, relations=relations)
+    tables = out["in_treatment"].tables + out["new_presentations"].tables
+    assert audit(tables, scopes=["in_treatment", "new_presentations"], relations=relations).passed
+    # every primary cell still hidden, and more hidden than by the populations alone
+    for result, source in ((out["in_treatment"], it), (out["new_presentations"], new)):
+        small = source.frame["count"].between(1, 3).to_numpy()
+        assert result.tables[0].frame["count"].isna().to_numpy()[small].all()
+    alone = protect([new]).tables[0].frame["count"].isna().sum() + protect([it]).tables[0].frame["count"].isna().sum()
+    assert sum(int(t.frame["count"].isna().sum()) for t in tables) > alone
+    # the added cells say why they are hidden
+    assert (out["new_presentations"].log["rule"].str.len() > 0).all()
+
+
+def test_protect_release_is_deterministic() -> None:
+    it, new = cube("it", DIMS, IN_TREATMENT), cube("np", DIMS, NEW)
+    runs = [
+        protect_release({"in_treatment": [it], "new_presentations": [new]}, relations=relations_of(new, it))
+        for _ in range(2)
+    ]
+    for name in ("in_treatment", "new_presentations"):
+        pd.testing.assert_frame_equal(runs[0][name].tables[0].frame, runs[1][name].tables[0].frame)
+
+
+def test_subset_relations_link_every_cell_both_populations_publish_margins_included() -> None:
+    it = cube("it", DIMS, IN_TREATMENT)
+    by_area = cube("np_area", {"area": DIMS["area"]}, NEW.sum(axis=1))
+    relations = subset_relations("new_presentations", [by_area], "in_treatment", [it], slack=2)
+    keys = [cell_key("2024-03", {"area": a}) for a in DIMS["area"]] + [cell_key("2024-03", {})]
+    assert [r.terms[0][0] for r in relations] == sorted(scoped_key("new_presentations", k) for k in keys)
+    assert all(r.upper == 2 and r.terms[1][0].startswith("in_treatment|") for r in relations)
+
+
+def test_a_relation_naming_a_cell_no_table_publishes_is_refused() -> None:
+    it = cube("it", DIMS, IN_TREATMENT)
+    bad = subset_relations("new_presentations", [it], "in_treatment", [it])
+    try:
+        AttackModel([it], scopes=["in_treatment"], relations=bad)
+    except ValueError as exc:
+        assert "no table publishes" in str(exc)
+    else:
+        raise AssertionError("a relation over an unknown population was accepted")
+
+
+# --- the audit's verdict equals an exact integer programme's, with nested populations --------------------
+
+
+def exact_nested_intervals(
+    sub: MartTable, sup: MartTable, zeros: Zeros
+) -> dict[tuple[str, tuple[str, ...]], tuple[float, float]]:
+    """Integer min and max of every hidden cell of two area x sex cubes (each Total the sum of its line)
+    with sub <= sup cell by cell, derived here from the tables' shape with scipy's MILP."""
+    dims = list(sub.dimensions)
+    value: dict[tuple[str, tuple[str, ...]], float] = {}
+    for name, table in (("sub", sub), ("sup", sup)):
+        for row in table.frame.itertuples(index=False):
+            value[(name, tuple(getattr(row, d) for d in dims))] = row.count
+    hidden = [cell for cell, v in value.items() if pd.isna(v)]
+    if not hidden:
+        return {}
+    column = {cell: j for j, cell in enumerate(hidden)}
+    levels = {d: DIMS[d] for d in dims}
+    rows, low, high = [], [], []
+
+    def add(terms: list[tuple[tuple[str, tuple[str, ...]], float]], lo: float, hi: float) -> None:
+        coefficient, constant = np.zeros(len(hidden)), 0.0
+        for cell, sign in terms:
+            if cell in column:
+                coefficient[column[cell]] += sign
+            else:
+                constant += sign * float(value[cell])
+        if coefficient.any():
+            rows.append(coefficient)
+            low.append(lo - constant)
+            high.append(hi - constant)
+
+    for name, labels in list(value):
+        for axis, label in enumerate(labels):
+            if label == TOTAL:
+                members = [(name, (*labels[:axis], lv, *labels[axis + 1 :])) for lv in levels[dims[axis]]]
+                add([*((m, 1.0) for m in members), ((name, labels), -1.0)], 0.0, 0.0)
+        if name == "sub":
+            add([(("sub", labels), 1.0), (("sup", labels), -1.0)], -np.inf, 0.0)
+    constraint = LinearConstraint(np.array(rows), low, high)
+    return {cell: milp_bounds(constraint, j, len(hidden), 1 if zeros == "show" else 0) for cell, j in column.items()}
+
+
+def milp_bounds(constraint: LinearConstraint, j: int, n: int, floor: int) -> tuple[float, float]:
+    """The integer minimum and maximum of variable ``j`` (inf when unbounded)."""
+    bounds = []
+    for sense in (1.0, -1.0):
+        c = np.zeros(n)
+        c[j] = sense
+        result = milp(c, constraints=[constraint], integrality=np.ones(n), bounds=Bounds(floor, np.inf))
+        bounds.append(np.inf if result.status == 3 or result.fun is None else sense * result.fun)
+    return bounds[0], bounds[1]
+
+
+def hide_mask(table: MartTable, mask: list[bool]) -> MartTable:
+    rows = np.asarray(mask[: len(table.frame)], dtype=bool)
+    frame = table.frame.assign(count=table.frame["count"].mask(rows))
+    frame["status"] = pd.array(np.where(rows, "c", pd.NA), dtype="string")
+    return MartTable(table.name, table.dimensions, frame)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["show", "suppress"]),
+    st.lists(st.integers(0, 9), min_size=6, max_size=6),
+    st.lists(st.integers(0, 9), min_size=6, max_size=6),
+    st.lists(st.booleans(), min_size=12, max_size=12),
+    st.lists(st.booleans(), min_size=12, max_size=12),
+)
+def test_property_the_release_audit_decides_as_the_exact_integer_programme_with_nested_populations(
+    zeros: Zeros, sup_values: list[int], sub_values: list[int], sup_mask: list[bool], sub_mask: list[bool]
+) -> None:
+    """Random area x sex tables of a population and a subset of it, random cells hidden in both: each
+    hidden cell is disclosed by the release audit exactly when the independent integer programme (the
+    two tables' lines and sub <= sup per cell) pins it or proves it 1..3."""
+    sup_counts = np.array(sup_values).reshape(3, 2)
+    sub_counts = np.minimum(sup_counts, np.array(sub_values).reshape(3, 2))
+    if zeros == "show":  # a hidden zero would contradict the attacker's a-priori >= 1
+        sup_counts, sub_counts = np.maximum(sup_counts, 1), np.maximum(np.minimum(sup_counts, sub_counts), 1)
+    sup, sub = cube("sup", DIMS, sup_counts), cube("sub", DIMS, sub_counts)
+    hidden_sup, hidden_sub = hide_mask(sup, sup_mask), hide_mask(sub, sub_mask)
+    relations = subset_relations("new_presentations", [sub], "in_treatment", [sup])
+    exact = exact_nested_intervals(hidden_sub, hidden_sup, zeros)
+    result = audit(
+        [hidden_sup, hidden_sub], zeros=zeros, scopes=["in_treatment", "new_presentations"], relations=relations
+    ).intervals
+    assert len(result) == len(exact)
+    for row in result.itertuples(index=False):
+        labels = tuple(json_labels(row.cell))
+        lower, upper = exact[("sub" if row.mart == "sub" else "sup", labels)]
+        assert bool(row.disclosed) == bool(upper <= 3 or lower == upper), (row.mart, labels)
+        assert row.lower <= lower
+        assert pd.isna(row.upper) or upper <= row.upper
+
+
+def json_labels(cell: str) -> list[str]:
+    import json
+
+    labels = json.loads(cell)
+    return [labels[d] for d in DIMS]
