@@ -155,6 +155,14 @@ def test_every_area_workbook_has_the_gss_structure_and_numeric_cells(
     ods = pd.read_excel(exports / f"Exborough_{PERIOD}.ods", engine="odf", sheet_name=None, header=None)
     assert list(ods) == book.sheetnames
     assert ods["Unmet need"].iloc[0, 0] == book["Unmet need"]["A1"].value
+    for path in books:  # every area's workbook and its ODS copy open with the same structure
+        other = load_workbook(path)
+        area = path.stem.removesuffix(f"_{PERIOD}").replace("_", " ")
+        assert other.sheetnames == book.sheetnames and area in other.properties.title, path.name
+        assert all(len(other[name].tables) == 1 for name in other.sheetnames[1:]), path.name
+        copy = pd.read_excel(path.with_suffix(".ods"), engine="odf", sheet_name=None, header=None)
+        assert list(copy) == other.sheetnames, path.name
+        assert [copy[n].iloc[0, 0] for n in other.sheetnames] == [other[n]["A1"].value for n in other.sheetnames]
 
 
 # --- seed tables from the published marts -------------------------------------------------------------
