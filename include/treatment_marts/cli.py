@@ -49,6 +49,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
         ("treatment_marts.disclosure.record_level", "AnonymisationError"),
         ("treatment_marts.publish.release", "PublishError"),
         ("treatment_marts.pipeline.protect", "EarlierReleaseUnreadable"),
+        ("treatment_marts.pipeline.protect", "RevisionChangesAreas"),
     ):
         with contextlib.suppress(ImportError, AttributeError):  # pragma: no cover - absent in a partial install
             errors.append(getattr(__import__(module, fromlist=[name]), name))

@@ -164,7 +164,7 @@ def test_a_revised_release_keeps_every_cell_the_earlier_release_suppressed(tmp_p
     run_period(settings, PERIOD, write_extract(frame, tmp_path / "v1.csv"), run_id="release_v1")
     first = suppressed_in_current_release(settings, PERIOD)
     assert first and None not in first, "keys are carried per population"
-    corrected = frame.iloc[: len(frame) - 40]  # the provider resends the month with 40 episodes withdrawn
+    corrected = frame.drop(frame.index[::40])  # the provider resends the month with every 40th episode withdrawn
     run_period(settings, PERIOD, write_extract(corrected, tmp_path / "v2.csv"), run_id="release_v2")
     second = suppressed_in_current_release(settings, PERIOD)
     for population, keys in first.items():

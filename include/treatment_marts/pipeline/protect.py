@@ -154,7 +154,49 @@ def suppressed_in_current_release(
     return carried
 
 
-_MEASURES = ("period", "count", "status", "percent")
+_MEASURES = ("period", "count", "status", "percent", "area_code")  # area_code: an attribute of area (marts/codes.py)
+
+
+class RevisionChangesAreas(RuntimeError):
+    """A revision would publish a different set of areas than the period's current public release."""
+
+
+def refuse_a_change_of_areas(settings: Settings, period: Period, areas: AreasConfig, left_out: list[str]) -> None:
+    """Refuse a revision whose areas differ from the current public release's (docs/disclosure.md).
+
+    Carrying suppression forward protects the cells hidden before, not the difference between releases:
+    with an area added (a late area) or dropped, new national minus old national *is* that area, and every
+    cell it withheld comes back. Until the cross-release repair runs at pipeline scale, such a revision is
+    refused and the current release stays as it is.
+    """
+    manifest_path = settings.public_dir / "releases" / f"period={period}" / "manifest.json"
+    if not manifest_path.exists():
+        return
+    try:
+        before = set(read_json(manifest_path).get("areas_left_out") or [])
+    except (OSError, ValueError, AttributeError) as exc:
+        raise EarlierReleaseUnreadable(
+            f"period {period} has a public release, but its manifest {manifest_path} cannot be read "
+            f"({type(exc).__name__}); restore the file from backup (or withdraw the release), then re-run"
+        ) from None
+    now = set(left_out)
+    if before == now:
+        return
+    added, dropped = sorted(before - now), sorted(now - before)
+    change = "; ".join(
+        part
+        for part in (
+            f"adds {', '.join(added)} (left out of the current release)" if added else "",
+            f"leaves out {', '.join(dropped)} (in the current release)" if dropped else "",
+        )
+        if part
+    )
+    raise RevisionChangesAreas(
+        f"period {period}: this revision {change}. Anyone holding both releases could subtract one national "
+        "figure from the other and read that area's withheld cells, so it is refused and the current release "
+        "is unchanged. Publish the area's figures with the next period, or (for an area dropped by mistake) "
+        "re-run with its extract included; see docs/runbook.md"
+    )
 
 
 def areas_left_out(settings: Settings, run_id: RunId, areas: AreasConfig) -> list[str]:
@@ -451,6 +493,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
     # An area with no episode at all (absent from a combined file) is left out, never published as zeros.
     left_out = sorted(set(areas_left_out(settings, run_id, areas)) | set(areas_without_episodes(recoded.frame, areas)))
+    refuse_a_change_of_areas(settings, period, areas, left_out)
     scope = in_release(areas, left_out)
     levels = dimension_levels(rules, scope)
     marts_config = load_marts(settings.config_dir, set(levels))
