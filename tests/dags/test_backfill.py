@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from airflow_helpers import airflow_in, deployment_env
 
 from treatment_marts.cli import main as treatment_marts_cli
 from treatment_marts.core.ids import RunId
-from treatment_marts.core.settings import Settings
+from treatment_marts.core.settings import REPO_DIR, Settings
 from treatment_marts.ops.airflow_local import latest_backfill_id, run_backfill
 from treatment_marts.publish.readers import published_release, read_mart
 
@@ -50,7 +51,16 @@ def executed(tmp_path_factory: pytest.TempPathFactory):
     """Generate, create the backfill, execute it with a real scheduler; -> (state, data root, metadata URL, seconds)."""
     home = tmp_path_factory.mktemp("backfill-airflow")
     data_root = tmp_path_factory.mktemp("backfill-data")
-    env = deployment_env(home, data_root)
+    # the shipped configuration, expecting only the three generated areas (a month missing one ends failed)
+    config = tmp_path_factory.mktemp("backfill-config") / "config"
+    shutil.copytree(REPO_DIR / "include" / "config", config)
+    operations = config / "operations.yaml"
+    expected = re.search(r"expected_areas: \[.*\]", operations.read_text())
+    assert expected, "operations.yaml lists arrival.expected_areas on one line"
+    operations.write_text(
+        operations.read_text().replace(expected.group(0), "expected_areas: [Exborough, Northton, Southmoor]")
+    )
+    env = deployment_env(home, data_root, TREATMENT_MARTS_CONFIG_DIR=str(config))
     metadata_url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
 
     def airflow(*args: str) -> None:
