@@ -99,6 +99,24 @@ class EarlierReleaseUnreadable(RuntimeError):
     """A revision cannot carry the earlier release's suppressions forward: refuse rather than publish."""
 
 
+def current_release_manifest(settings: Settings, period: Period) -> dict[str, Any] | None:
+    """The period's public release manifest, or None before its first release; one that exists but cannot
+    be read (or names no marts) refuses the revision, since what it protects cannot be known."""
+    manifest_path = settings.public_dir / "releases" / f"period={period}" / "manifest.json"
+    if not manifest_path.exists():
+        return None
+    try:
+        manifest = read_json(manifest_path)
+        list(manifest["marts"])  # a manifest must name its marts
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EarlierReleaseUnreadable(
+            f"period {period} has a public release, but its manifest {manifest_path} cannot be read "
+            f"({type(exc).__name__}); a revision must carry its suppressions forward: restore the file from "
+            "backup (or withdraw the release), then re-run"
+        ) from None
+    return dict(manifest)
+
+
 def suppressed_in_current_release(
     settings: Settings, period: Period, marts_config: MartsConfig | None = None
 ) -> dict[str | None, set[str]]:
@@ -113,18 +131,10 @@ def suppressed_in_current_release(
     """
     from treatment_marts.disclosure.tables import cell_key
 
-    manifest_path = settings.public_dir / "releases" / f"period={period}" / "manifest.json"
-    if not manifest_path.exists():
+    manifest = current_release_manifest(settings, period)
+    if manifest is None:
         return {}
-    try:
-        manifest = read_json(manifest_path)
-        names = [str(m) for m in manifest["marts"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EarlierReleaseUnreadable(
-            f"period {period} has a public release, but its manifest {manifest_path} cannot be read "
-            f"({type(exc).__name__}); a revision must carry its suppressions forward: restore the file from "
-            "backup (or withdraw the release), then re-run"
-        ) from None
+    names = [str(m) for m in manifest["marts"]]
     if marts_config is None:  # callers outside the protect stage: the configured catalogue
         rules, areas = load_rules(settings.config_dir), load_areas(settings.config_dir)
         marts_config = load_marts(settings.config_dir, set(dimension_levels(rules, areas)))
@@ -169,16 +179,10 @@ def refuse_a_change_of_areas(settings: Settings, period: Period, areas: AreasCon
     cell it withheld comes back. Until the cross-release repair runs at pipeline scale, such a revision is
     refused and the current release stays as it is.
     """
-    manifest_path = settings.public_dir / "releases" / f"period={period}" / "manifest.json"
-    if not manifest_path.exists():
+    manifest = current_release_manifest(settings, period)
+    if manifest is None:
         return
-    try:
-        before = set(read_json(manifest_path).get("areas_left_out") or [])
-    except (OSError, ValueError, AttributeError) as exc:
-        raise EarlierReleaseUnreadable(
-            f"period {period} has a public release, but its manifest {manifest_path} cannot be read "
-            f"({type(exc).__name__}); restore the file from backup (or withdraw the release), then re-run"
-        ) from None
+    before = set(manifest.get("areas_left_out") or [])
     now = set(left_out)
     if before == now:
         return
