@@ -105,7 +105,7 @@ backfill: $(STAMP)
 ## test: the whole suite (starts its own PostgreSQL server; runs the real DAG with dag.test(), and a backfill
 ##       with a real scheduler + API server)
 test: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH GX_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider $(PYTEST_ARGS)
+	PATH=$(CURDIR)/$(BIN):$$PATH GX_ANALYTICS_ENABLED=False $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 ## check: lint (ruff), format (ruff format --check), types (mypy on include/), import contracts (import-linter:
 ##        layer order, no Airflow under include/, the audit never imports the suppressor) and no cross-module

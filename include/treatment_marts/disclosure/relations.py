@@ -120,3 +120,15 @@ def published_through(relations: Iterable[LinearRelation], published: set[str]) 
             elif a in published and b not in published:
                 out.add(b)
     return out
+
+
+def upper_bound_relations(
+    scope: str, period: str, bounds: Iterable[tuple[dict[str, str], float]], *, slack: float = 0.0
+) -> list[LinearRelation]:
+    """``cell <= bound + slack`` for cells of ``scope`` named by their labels (Totals allowed): what an
+    attacker learns of a cell from other releases' published counts, e.g. the completions of a window are
+    at most the successful exits its months published (marts/completion_bounds.py)."""
+    return [
+        LinearRelation(((scoped_key(scope, cell_key(period, labels)), 1.0),), upper=float(bound) + float(slack))
+        for labels, bound in bounds
+    ]

@@ -297,6 +297,80 @@ def population_relations(tables: dict[str, list[MartTable]], clients: dict[str, 
     return relations
 
 
+COMPLETIONS = "completions_followed_up"
+
+
+def published_exits(settings: Settings, mart: str, month: str) -> pd.DataFrame | None:
+    """A month's exits mart as the attacker holds it, with ``upper``: the published count, or where the
+    month withheld the cell the upper end of its protection interval from that month's restricted
+    suppression log (the most its audit let anyone prove). None when the month has no release of the mart.
+    A withheld cell whose interval cannot be read gets no bound, which only weakens the modelled
+    attacker's sum for that cell to nothing (the relation is then left out for it)."""
+    from treatment_marts.disclosure.tables import table_cell
+
+    path = settings.public_dir / "marts" / mart / f"period={month}" / "data.parquet"
+    if not path.exists():
+        return None
+    frame = pd.read_parquet(path).astype({"period": "string"})
+    dims = [c for c in ("area", "substance_group", "discharge_group") if c in frame.columns]
+    frame["upper"] = frame["count"].astype("Float64")
+    log_path = settings.restricted_dir / "suppression_log" / f"period={month}" / "suppression_log.parquet"
+    withheld = frame["count"].isna()
+    if withheld.any() and log_path.exists():
+        log = pd.read_parquet(log_path)
+        if "audit_upper" in log.columns:
+            log = log[log["mart"] == mart]
+            upper = dict(zip(log["cell"].astype(str), log["audit_upper"].astype("Float64"), strict=True))
+            cells = [
+                table_cell(dict(zip(dims, row, strict=True)))
+                for row in frame.loc[withheld, dims].itertuples(index=False, name=None)
+            ]
+            frame.loc[withheld, "upper"] = pd.array([upper.get(c, pd.NA) for c in cells], dtype="Float64")
+    return frame
+
+
+def completion_relations(
+    settings: Settings,
+    tables: dict[str, list[MartTable]],
+    sources: dict[str, pd.DataFrame],
+    period: Period,
+    marts_config: MartsConfig,
+    levels: dict[str, list[str]],
+) -> list[LinearRelation]:
+    """The completions mart against the exits of its window months (marts/completion_bounds.py): each
+    completions cell is at most the successful exits those months' releases published in the same cell
+    (withheld ones at their audit upper bound), plus the slack the pipeline knows."""
+    from treatment_marts.disclosure.relations import upper_bound_relations
+    from treatment_marts.marts.completion_bounds import (
+        EXIT_DIMENSIONS,
+        completion_bound_slack,
+        published_exit_bounds,
+        true_exit_sums,
+        window_months,
+    )
+
+    population = COMPLETIONS
+    exits = [d for d in marts_config.by_population().get("exits", []) if tuple(d.dimensions) == EXIT_DIMENSIONS]
+    if population not in tables or not exits:
+        return []
+    published = {m: published_exits(settings, exits[0].name, m) for m in window_months(str(period))}
+    bounds = published_exit_bounds(published, str(period))
+    if bounds.empty:
+        return []
+    truth = true_exit_sums(sources[population], str(period), exits[0], levels)
+    for table in tables[population]:
+        if {"area", "substance_group", "representation"} <= set(table.dimensions):
+            labels = [
+                ({"area": str(a), "substance_group": str(s)}, b)
+                for a, s, b in bounds[["area", "substance_group", "bound"]].itertuples(index=False, name=None)
+            ]
+            # one relation per cell key: the linked tables of a population share their cells
+            return upper_bound_relations(
+                population, str(period), labels, slack=completion_bound_slack(table.frame, truth)
+            )
+    return []
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -320,6 +394,7 @@ def protect_populations(
     populations = marts_config.by_population()
     tables: dict[str, list[MartTable]] = {}
     clients: dict[str, pd.DataFrame] = {}
+    sources: dict[str, pd.DataFrame] = {}
     for population, definitions in populations.items():
         source = analysis
         if history_months(population) > 1:
@@ -329,6 +404,7 @@ def protect_populations(
             if missing:
                 out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
                 continue
+        sources[population] = source
         clients[population] = select_population(source, population, period)
         tables[population] = [
             MartTable(
@@ -337,12 +413,14 @@ def protect_populations(
             for d in definitions
         ]
     earlier = {population: carried.get(population, carried.get(None, set())) for population in tables}
-    relations = population_relations(tables, clients)
+    bounded = completion_relations(settings, tables, sources, period, marts_config, levels)
+    relations = population_relations(tables, clients) + bounded
+
     # Not yet: a revision protected together with the release it replaces (disclosure.protect.protect_release
     # with ``context`` and disclosure.relations.revision_relations). At pipeline scale the joint repair under the
     # strict rule (no hidden cell pinned) ran past 15 minutes or found no pattern; docs/disclosure.md.
-    try:
-        protected = protect_release(
+    def protect_all(relations: list[LinearRelation]) -> dict[str, Any]:
+        return protect_release(
             tables,
             relations=relations,
             k=rules.disclosure.k,
@@ -350,6 +428,25 @@ def protect_populations(
             carried=earlier,
             cleanup_audits=rules.disclosure.cleanup_audits,
         )
+
+    try:
+        try:
+            protected = protect_all(relations)
+        except PopulationNotProtected:
+            if not bounded:
+                raise
+            # The exits its window months published can pin a small completions cell whatever this release
+            # hides (a cell bounded by 4 exits, split 1 and 3): the mart is left out, never the release.
+            tables.pop(COMPLETIONS)
+            out.not_built.update(
+                {
+                    d.name: "cannot be protected against the successful exits its window months published "
+                    "(a group of 1-3 would follow); not published for this period"
+                    for d in populations[COMPLETIONS]
+                }
+            )
+            relations = population_relations(tables, clients)
+            protected = protect_all(relations)
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
         withheld = sum(len(earlier[p]) for p in named)
