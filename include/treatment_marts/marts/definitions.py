@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treatment_marts.core.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, load_validated
+from treatment_marts.marts.windows import WINDOWED_POPULATIONS, Window, window_scope
 
 REFERENCE_CHARACTERISTICS = ("sex", "age_band", "ethnicity_group")
 """What a reference-population mart can break the adult population down by (one per mart, beside area)."""
@@ -49,11 +50,26 @@ class MartDefinition(BaseModel):
     derived_from: str | None = None
     reference: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+\.csv$")
     prevalence_groups: dict[str, list[str]] | None = None
+    # the period the mart counts over (marts/windows.py): one month, or distinct clients over a window ending
+    # with the release's month; a derived mart has its source's window
+    window: Window = "month"
+
+    @property
+    def scope(self) -> str:
+        """The system of linked tables the mart is protected in: its population, per window."""
+        return window_scope(self.population, self.window)
 
     @model_validator(mode="after")
     def _distinct_dimensions(self) -> MartDefinition:
         if len(set(self.dimensions)) != len(self.dimensions):
             raise ValueError(f"mart {self.name}: a dimension is listed twice")
+        if self.window != "month" and (
+            self.population not in WINDOWED_POPULATIONS or self.measure not in ("clients", "unmet_need")
+        ):
+            raise ValueError(
+                f"mart {self.name}: window {self.window} needs a population of {list(WINDOWED_POPULATIONS)} "
+                "and measure clients or unmet_need"
+            )
         if self.percent_of is not None and self.percent_of not in self.dimensions:
             raise ValueError(f"mart {self.name}: percent_of {self.percent_of!r} is not one of its dimensions")
         {
@@ -131,15 +147,28 @@ class MartsConfig(BaseModel):
                 source = next((m for m in self.marts if m.name == mart.derived_from), None)
                 if source is None or source.measure != "clients":
                     raise ValueError(f"mart {mart.name}: derived_from must name a clients mart")
+                if source.window != mart.window:
+                    raise ValueError(
+                        f"mart {mart.name}: window {mart.window} differs from its source's ({source.window})"
+                    )
         return self
 
     def by_population(self) -> dict[str, list[MartDefinition]]:
-        """Marts of one population share margins: they are protected together as linked tables."""
+        """Month marts of one population share margins: they are protected together as linked tables."""
         grouped: dict[str, list[MartDefinition]] = {}
         for mart in self.marts:
-            if mart.measure != "clients":
+            if mart.measure != "clients" or mart.window != "month":
                 continue
             grouped.setdefault(mart.population, []).append(mart)
+        return grouped
+
+    def by_window(self) -> dict[str, list[MartDefinition]]:
+        """Window marts by scope (population and window, e.g. ``in_treatment.rolling_12``): the marts of one
+        scope share margins, like a month population's (pipeline/windows.py)."""
+        grouped: dict[str, list[MartDefinition]] = {}
+        for mart in self.marts:
+            if mart.measure == "clients" and mart.window != "month":
+                grouped.setdefault(mart.scope, []).append(mart)
         return grouped
 
     def derived(self) -> list[MartDefinition]:

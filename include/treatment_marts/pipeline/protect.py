@@ -34,10 +34,14 @@ from treatment_marts.marts.definitions import MartsConfig
 from treatment_marts.marts.populations import history_months
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
+from treatment_marts.pipeline.history import store_month
 from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
+
+WINDOWS_FILE = "windows.json"  # the staged release's windows and the earlier releases it was protected with
 
 if TYPE_CHECKING:
     from treatment_marts.disclosure.tables import LinearRelation, MartTable
+    from treatment_marts.pipeline.windows import WindowRelease
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class ProtectedPopulations:
     logs: list[pd.DataFrame] = field(default_factory=list)
     losses: list[pd.DataFrame] = field(default_factory=list)
     intervals: list[pd.DataFrame] = field(default_factory=list)
+    windows: dict[str, Any] = field(default_factory=dict)  # pipeline/windows.WindowRelease.summary()
 
 
 def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
@@ -160,7 +165,7 @@ def suppressed_in_current_release(
             cell_key(str(row["period"]), {d: str(row[d]) for d in dims})
             for _, row in hidden[["period", *dims]].iterrows()
         }
-        carried.setdefault(definition.population if definition else None, set()).update(keys)
+        carried.setdefault(definition.scope if definition else None, set()).update(keys)
     return carried
 
 
@@ -297,6 +302,27 @@ def population_relations(tables: dict[str, list[MartTable]], clients: dict[str, 
     return relations
 
 
+def release_windows(
+    settings: Settings,
+    period: Period,
+    analysis: pd.DataFrame,
+    month_tables: dict[str, list[MartTable]],
+    rules: RulesConfig,
+    areas: AreasConfig,
+    levels: dict[str, list[str]],
+    marts_config: MartsConfig,
+    scope: AreasConfig,
+) -> WindowRelease:
+    """The release's window marts, the earlier releases they overlap and the relations (pipeline/windows.py),
+    each history month prepared as this month's frame is (the release's areas, categorical dimensions)."""
+    from treatment_marts.pipeline.windows import build_windows
+
+    def prepare(recoded: pd.DataFrame) -> pd.DataFrame:
+        return as_dimensions(_within(recoded, scope), levels)
+
+    return build_windows(settings, period, analysis, month_tables, rules, areas, levels, marts_config, prepare)
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -336,8 +362,19 @@ def protect_populations(
             )
             for d in definitions
         ]
-    earlier = {population: carried.get(population, carried.get(None, set())) for population in tables}
-    relations = population_relations(tables, clients)
+    windows = release_windows(settings, period, analysis, tables, rules, areas, levels, marts_config, scope)
+    out.not_built.update(windows.not_built)
+    out.windows = windows.summary()
+    populations = dict(populations)
+    for name, extra in windows.tables.items():  # a one-month window joins its month population's system
+        tables[name] = tables.get(name, []) + extra
+        populations[name] = populations.get(name, []) + windows.definitions[name]
+    # carried forward per system: the keys withheld by the current release's marts of that system
+    earlier = {
+        name: set().union(*(carried.get(d.scope, carried.get(None, set())) for d in populations[name]))
+        for name in tables
+    }
+    relations = population_relations(tables, clients) + windows.relations
     # Not yet: a revision protected together with the release it replaces (disclosure.protect.protect_release
     # with ``context`` and disclosure.relations.revision_relations). At pipeline scale the joint repair under the
     # strict rule (no hidden cell pinned) ran past 15 minutes or found no pattern; docs/disclosure.md.
@@ -349,6 +386,7 @@ def protect_populations(
             zeros=rules.disclosure.zeros,
             carried=earlier,
             cleanup_audits=rules.disclosure.cleanup_audits,
+            context=windows.context,
         )
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
@@ -367,14 +405,17 @@ def protect_populations(
     released = [t for p in order for t in protected[p].tables]
     scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
     logs = [protected[p].log for p in order]
+    # Earlier releases the windows overlap are context: solved with this release, not reported.
+    held = [(name, t) for name, ts in windows.context.items() for t in ts]
     result = audit(
-        released,
+        released + [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in held],
         k=rules.disclosure.k,
         zeros=rules.disclosure.zeros,
         true_counts=pd.concat(logs, ignore_index=True) if logs else None,
         carried={scoped_key(p, key) for p in order for key in earlier[p]},
-        scopes=scopes,
+        scopes=scopes + [name for name, _ in held],
         relations=relations,
+        report=range(len(released)) if held else None,
     )
     out.intervals.append(result.intervals)
     if not result.passed:
@@ -411,7 +452,10 @@ def build_derived_marts(
     partial = len(scope.areas) < len(areas.areas)
     built = []
     for definition in marts_config.derived():
-        source = pd.read_parquet(marts_dir / f"{definition.derived_from}.parquet")
+        source_path = marts_dir / f"{definition.derived_from}.parquet"
+        if definition.window != "month" and not source_path.exists():
+            continue  # its window is not built at this period (the manifest names the source as not built)
+        source = pd.read_parquet(source_path)
         groups = list(definition.prevalence_groups or {})
         estimates = load_prevalence(settings.config_dir / "reference" / str(definition.reference), areas, groups)
         if partial:
@@ -495,6 +539,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     rules = load_rules(settings.config_dir)
     areas = load_areas(settings.config_dir)
     recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
+    store_month(settings, period, recoded.frame)  # the history windows are built from (a revision replaces it)
     # An area with no episode at all (absent from a combined file) is left out, never published as zeros.
     left_out = sorted(set(areas_left_out(settings, run_id, areas)) | set(areas_without_episodes(recoded.frame, areas)))
     refuse_a_change_of_areas(settings, period, areas, left_out)
@@ -510,6 +555,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config, scope)
     marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config, scope)
     suppressed_cells, cells_checked = write_restricted_records(staged, run_id, populations)
+    write_json(staged / WINDOWS_FILE, populations.windows)
     # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
     record_level = write_record_level(settings, period, run_id, analysis, rules)
     if record_level:
