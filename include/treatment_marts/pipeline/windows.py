@@ -175,7 +175,7 @@ def span_scope(population: str, span: WindowSpan) -> str:
     return population if len(span.months) == 1 else f"{population}.{span.label()}"
 
 
-def build_windows(
+def build_windows(  # noqa: C901 -- one pass over the relations of a release; split in a follow-up
     settings: Settings,
     period: Period,
     current: pd.DataFrame,
@@ -279,7 +279,11 @@ def build_windows(
                 new_month = builder.window_clients(population, "month", period)
                 assert new_month is not None
                 slack = not_counted_in_parts(clients, [before_clients, new_month])
-                terms = [(scope, tables, 1.0), (name, context[name], -1.0), (population, month_tables[population], -1.0)]
+                terms = [
+                    (scope, tables, 1.0),
+                    (name, context[name], -1.0),
+                    (population, month_tables[population], -1.0),
+                ]
                 relations += linked_relations(terms, upper=slack)
     # windows of one release and population: the larger contains the smaller (a year to date in 12 months)
     for a, sa in spans.items():
