@@ -40,6 +40,7 @@ from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir
 WINDOWS_FILE = "windows.json"  # the staged release's windows and the earlier releases it was protected with
 
 if TYPE_CHECKING:
+    from treatment_marts.disclosure.protect import ProtectionResult
     from treatment_marts.disclosure.tables import LinearRelation, MartTable
     from treatment_marts.pipeline.windows import WindowRelease
 
@@ -323,6 +324,39 @@ def release_windows(
     return build_windows(settings, period, analysis, month_tables, rules, areas, levels, marts_config, prepare)
 
 
+def protect_windows(
+    multi: dict[str, list[MartTable]],
+    windows: WindowRelease,
+    months: dict[str, list[MartTable]],
+    protected: dict[str, ProtectionResult],
+    rules: RulesConfig,
+    earlier: dict[str, set[str]],
+) -> dict[str, ProtectionResult]:
+    """The release's window marts, protected against one attacker who holds this release's month marts as
+    protected (``protected``, true counts from ``months``) and every earlier published release the windows
+    overlap: all are context, never changed; a context cell the windows would expose is protected through
+    the windows' cells (disclosure.protect.protect_release). Month marts keep the pattern they have alone."""
+    from treatment_marts.disclosure.protect import protect_release
+    from treatment_marts.disclosure.tables import MartTable  # noqa: F811
+
+    held = {
+        name: [
+            MartTable(t.name, t.dimensions, t.frame.assign(true_count=truth.frame["count"].astype("Int64")))
+            for t, truth in zip(protected[name].tables, months[name], strict=True)
+        ]
+        for name in months
+    }
+    return protect_release(
+        multi,
+        relations=windows.relations,
+        k=rules.disclosure.k,
+        zeros=rules.disclosure.zeros,
+        carried={name: earlier[name] for name in multi},
+        cleanup_audits=rules.disclosure.cleanup_audits,
+        context={**windows.context, **held},
+    )
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -366,28 +400,35 @@ def protect_populations(
     out.not_built.update(windows.not_built)
     out.windows = windows.summary()
     populations = dict(populations)
-    for name, extra in windows.tables.items():  # a one-month window joins its month population's system
-        tables[name] = tables.get(name, []) + extra
-        populations[name] = populations.get(name, []) + windows.definitions[name]
+    # A window of one month (the year to date in April) joins its month population's system; longer windows
+    # are protected after the month marts, with those (and every earlier release they overlap) as context.
+    multi = {name: extra for name, extra in windows.tables.items() if name not in tables}
+    for name, extra in windows.tables.items():
+        if name not in multi:
+            tables[name] = tables[name] + extra
+            populations[name] = populations[name] + windows.definitions[name]
+    populations.update({name: windows.definitions[name] for name in multi})
     # carried forward per system: the keys withheld by the current release's marts of that system
     earlier = {
         name: set().union(*(carried.get(d.scope, carried.get(None, set())) for d in populations[name]))
-        for name in tables
+        for name in [*tables, *multi]
     }
-    relations = population_relations(tables, clients) + windows.relations
+    month_relations = population_relations(tables, clients)
+    relations = month_relations + windows.relations
     # Not yet: a revision protected together with the release it replaces (disclosure.protect.protect_release
     # with ``context`` and disclosure.relations.revision_relations). At pipeline scale the joint repair under the
     # strict rule (no hidden cell pinned) ran past 15 minutes or found no pattern; docs/disclosure.md.
     try:
         protected = protect_release(
             tables,
-            relations=relations,
+            relations=month_relations,
             k=rules.disclosure.k,
             zeros=rules.disclosure.zeros,
-            carried=earlier,
+            carried={name: earlier[name] for name in tables},
             cleanup_audits=rules.disclosure.cleanup_audits,
-            context=windows.context,
         )
+        if multi:
+            protected.update(protect_windows(multi, windows, tables, protected, rules, earlier))
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
         withheld = sum(len(earlier[p]) for p in named)
@@ -401,7 +442,7 @@ def protect_populations(
         names = ", ".join(d.name for p in named for d in populations[p])
         subject = f"population {exc.population}" if exc.population in populations else "the release's populations"
         raise ProtectionError(f"{subject} (marts {names}) cannot be protected: {exc.reason}{revision}") from None
-    order = list(tables)
+    order = [*tables, *multi]
     released = [t for p in order for t in protected[p].tables]
     scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
     logs = [protected[p].log for p in order]
