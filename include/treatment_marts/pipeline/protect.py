@@ -13,6 +13,7 @@ exactly those tables.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -324,6 +325,9 @@ def release_windows(
     return build_windows(settings, period, analysis, month_tables, rules, areas, levels, marts_config, prepare)
 
 
+WINDOW_REPAIRS = 6  # rounds of protect_windows' repair; each hides window cells the last audit named
+
+
 def protect_windows(
     multi: dict[str, list[MartTable]],
     windows: WindowRelease,
@@ -331,12 +335,21 @@ def protect_windows(
     protected: dict[str, ProtectionResult],
     rules: RulesConfig,
     earlier: dict[str, set[str]],
+    month_relations: list[LinearRelation],
 ) -> dict[str, ProtectionResult]:
     """The release's window marts, protected against one attacker who holds this release's month marts as
     protected (``protected``, true counts from ``months``) and every earlier published release the windows
     overlap: all are context, never changed; a context cell the windows would expose is protected through
-    the windows' cells (disclosure.protect.protect_release). Month marts keep the pattern they have alone."""
+    the windows' cells (disclosure.protect.protect_release). Month marts keep the pattern they have alone.
+
+    The repair reaches a context cell only through a relation that names it; a month cell exposed through
+    its own table's lines (an age band of an area whose margin a window bounds) is not. So the release
+    audit runs here too, and each window cell whose labels are the most of an exposed cell's (its
+    projection on the window's dimensions) is hidden in the next round, until the audit passes (at most
+    WINDOW_REPAIRS rounds; the stage's own audit then has the last word)."""
+    from treatment_marts.disclosure.audit import audit
     from treatment_marts.disclosure.protect import protect_release
+    from treatment_marts.disclosure.relations import table_keys
     from treatment_marts.disclosure.tables import MartTable  # noqa: F811
 
     held = {
@@ -346,15 +359,55 @@ def protect_windows(
         ]
         for name in months
     }
-    return protect_release(
-        multi,
-        relations=windows.relations,
-        k=rules.disclosure.k,
-        zeros=rules.disclosure.zeros,
-        carried={name: earlier[name] for name in multi},
-        cleanup_audits=rules.disclosure.cleanup_audits,
-        context={**windows.context, **held},
-    )
+    context = {**windows.context, **held}
+    public = [
+        (name, MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])))
+        for name, ts in context.items()
+        for t in ts
+    ]
+    window_keys = {name: sorted(table_keys(tables)) for name, tables in multi.items()}
+    forced: dict[str, set[str]] = {name: set() for name in multi}
+    for _ in range(WINDOW_REPAIRS):
+        result = protect_release(
+            multi,
+            relations=windows.relations,
+            k=rules.disclosure.k,
+            zeros=rules.disclosure.zeros,
+            carried={name: earlier[name] | forced[name] for name in multi},
+            cleanup_audits=rules.disclosure.cleanup_audits,
+            context=context,
+        )
+        released = [t for name in multi for t in result[name].tables]
+        check = audit(
+            released + [t for _, t in public],
+            k=rules.disclosure.k,
+            zeros=rules.disclosure.zeros,
+            scopes=[name for name in multi for _ in result[name].tables] + [name for name, _ in public],
+            relations=[*month_relations, *windows.relations],
+        )
+        exposed = [json.loads(key.split("|", 1)[1]) for key in check.intervals.loc[check.intervals["disclosed"], "key"]]
+        added = False
+        for labels in exposed:
+            for name, keys in window_keys.items():
+                nearest = _nearest_cell(labels, keys)
+                if nearest is not None and nearest not in forced[name]:
+                    forced[name].add(nearest)
+                    added = True
+        if not added:
+            return result
+    return result
+
+
+def _nearest_cell(labels: dict[str, str], keys: list[str]) -> str | None:
+    """The window cell (canonical key, the release's period) sharing the most of ``labels`` and no other
+    label: the cell through which a window bounds a month cell with those labels."""
+    best, best_size = None, -1
+    for key in keys:
+        cell = json.loads(key)
+        inner = {d: v for d, v in cell.items() if d != "period"}
+        if all(labels.get(d) == v for d, v in inner.items()) and len(inner) > best_size:
+            best, best_size = key, len(inner)
+    return best
 
 
 def protect_populations(
@@ -428,7 +481,7 @@ def protect_populations(
             cleanup_audits=rules.disclosure.cleanup_audits,
         )
         if multi:
-            protected.update(protect_windows(multi, windows, tables, protected, rules, earlier))
+            protected.update(protect_windows(multi, windows, tables, protected, rules, earlier, month_relations))
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
         withheld = sum(len(earlier[p]) for p in named)
