@@ -8,6 +8,8 @@ not size; the pipeline's own run is the code under test."""
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -143,3 +145,22 @@ def test_an_attacker_holding_every_release_recovers_nothing(releases: Settings) 
     assert len(relations) > 100
     result = audit(tables, scopes=scopes, relations=relations)
     assert len(result.intervals) > 0 and result.passed, result.intervals[result.intervals["disclosed"]].head()
+
+
+def test_a_revised_month_is_protected_with_the_later_windows_that_hold_it(releases: Settings, tmp_path: Path) -> None:
+    """Late data for April after May and June are out: their years to date hold April's clients, so the
+    revised April is protected with them as context (the attacker has them), and every cell April hid
+    stays hidden (carried forward)."""
+    target = tmp_path / "data"
+    shutil.copytree(releases.data_root, target, symlinks=True)
+    settings = Settings.from_env(data_root=target)
+    month = "in_treatment_substance_area_sex"
+    path = settings.public_dir / "marts" / month / "period=2024-04" / "data.parquet"
+    hidden_before = set(pd.read_parquet(path).query("status == 'c'")[["area", "substance_group", "sex"]].itertuples())
+    frame = generate_extract(PERIODS[0], clients=600, areas=AREAS, seed=15)
+    corrected = frame.drop(frame.index[::40])  # every 40th row: a correction that keeps every area
+    run_period(settings, PERIODS[0], write_extract(corrected, tmp_path / "v2.csv"), run_id="release_2024-04_v2")
+    windows = json.loads((settings.restricted_dir / "runs" / "release_2024-04_v2" / "windows.json").read_text())
+    assert {e["period"] for e in windows["protected_against"]} == {"2024-05", "2024-06"}
+    hidden_after = set(pd.read_parquet(path).query("status == 'c'")[["area", "substance_group", "sex"]].itertuples())
+    assert {tuple(r[1:]) for r in hidden_before} <= {tuple(r[1:]) for r in hidden_after}

@@ -359,7 +359,7 @@ def protect_windows(
         ]
         for name in months
     }
-    context = {**windows.context, **held}
+    context = {**windows.context, **windows.month_context, **held}
     public = [
         (name, MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])))
         for name, ts in context.items()
@@ -383,7 +383,7 @@ def protect_windows(
             k=rules.disclosure.k,
             zeros=rules.disclosure.zeros,
             scopes=[name for name in multi for _ in result[name].tables] + [name for name, _ in public],
-            relations=[*month_relations, *windows.relations],
+            relations=[*month_relations, *windows.month_relations, *windows.relations],
         )
         exposed = [json.loads(key.split("|", 1)[1]) for key in check.intervals.loc[check.intervals["disclosed"], "key"]]
         added = False
@@ -467,18 +467,19 @@ def protect_populations(
         for name in [*tables, *multi]
     }
     month_relations = population_relations(tables, clients)
-    relations = month_relations + windows.relations
+    relations = month_relations + windows.month_relations + windows.relations
     # Not yet: a revision protected together with the release it replaces (disclosure.protect.protect_release
     # with ``context`` and disclosure.relations.revision_relations). At pipeline scale the joint repair under the
     # strict rule (no hidden cell pinned) ran past 15 minutes or found no pattern; docs/disclosure.md.
     try:
         protected = protect_release(
             tables,
-            relations=month_relations,
+            relations=month_relations + windows.month_relations,
             k=rules.disclosure.k,
             zeros=rules.disclosure.zeros,
             carried={name: earlier[name] for name in tables},
             cleanup_audits=rules.disclosure.cleanup_audits,
+            context=windows.month_context or None,
         )
         if multi:
             protected.update(protect_windows(multi, windows, tables, protected, rules, earlier, month_relations))
@@ -500,7 +501,7 @@ def protect_populations(
     scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
     logs = [protected[p].log for p in order]
     # Earlier releases the windows overlap are context: solved with this release, not reported.
-    held = [(name, t) for name, ts in windows.context.items() for t in ts]
+    held = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
     result = audit(
         released + [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in held],
         k=rules.disclosure.k,

@@ -57,6 +57,10 @@ class WindowRelease:
     context: dict[str, list[MartTable]] = field(default_factory=dict)
     protected_against: dict[str, list[str]] = field(default_factory=dict)  # earlier period -> marts
     spans: dict[str, str] = field(default_factory=dict)  # scope -> months covered, for the manifest
+    # a revision: the later published windows that contain this month, which the month marts themselves
+    # are protected with (pipeline/protect.protect_populations' first stage)
+    month_relations: list[LinearRelation] = field(default_factory=list)
+    month_context: dict[str, list[MartTable]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """What the IG review shows: the windows built and every earlier release this one was protected with."""
@@ -296,7 +300,31 @@ def build_windows(  # noqa: C901 -- one pass over the relations of a release; sp
                 assert ca is not None and cb is not None
                 slack = not_counted_by_same_episode(ca, cb)
                 relations += linked_relations([(b, out.tables[b], 1.0), (a, out.tables[a], -1.0)], lower=-slack)
+    # A revision (or late data) of this month: later releases already published windows containing it.
+    later: list[LinearRelation] = []
+    later_names: set[str] = set()
+    for definitions in marts_config.by_window().values():
+        population, window = definitions[0].population, definitions[0].window
+        if population not in month_tables:
+            continue
+        for ahead in range(1, 36):
+            at = period.minus(-ahead)
+            span = window_span(window, at)
+            if span is None or period not in span.months or published_mart(settings, definitions[0].name, at) is None:
+                continue
+            name = earlier(span_scope(population, span), definitions, at)
+            if name is None:
+                continue
+            later_names.add(name)
+            whole, part = context_clients[name], builder.window_clients(population, "month", period)
+            assert part is not None
+            slack = not_counted_by_same_episode(part, whole)
+            later += linked_relations(
+                [(name, context[name], 1.0), (population, month_tables[population], -1.0)], lower=-slack
+            )
     values = _values({**month_tables, **out.tables}, context)
     out.relations = widened_to(relations, values)
-    out.context = context
+    out.month_relations = widened_to(later, values)
+    out.month_context = {name: context[name] for name in later_names}
+    out.context = {name: tables for name, tables in context.items() if name not in later_names}
     return out
