@@ -43,7 +43,7 @@ class MartDefinition(BaseModel):
     dimensions: list[Annotated[str, Field(pattern=SQL_IDENTIFIER)]] = Field(min_length=1, max_length=4)
     # clients: protected with its population; unmet_need / location: derived after suppression from a published
     # clients mart; reference_population: a reference file only (no client data, not subject to K3)
-    measure: Literal["clients", "unmet_need", "location", "reference_population"]
+    measure: Literal["clients", "unmet_need", "location", "reference_population", "trend"]
     percent_of: str | None = None
     caveats: list[str] = []
     # measure unmet_need only: a mart derived after suppression from a published clients mart
@@ -64,7 +64,7 @@ class MartDefinition(BaseModel):
         if len(set(self.dimensions)) != len(self.dimensions):
             raise ValueError(f"mart {self.name}: a dimension is listed twice")
         if self.window != "month" and (
-            self.population not in WINDOWED_POPULATIONS or self.measure not in ("clients", "unmet_need")
+            self.population not in WINDOWED_POPULATIONS or self.measure not in ("clients", "unmet_need", "trend")
         ):
             raise ValueError(
                 f"mart {self.name}: window {self.window} needs a population of {list(WINDOWED_POPULATIONS)} "
@@ -76,6 +76,7 @@ class MartDefinition(BaseModel):
             "unmet_need": self._check_unmet_need,
             "location": self._check_location,
             "reference_population": self._check_reference_population,
+            "trend": self._check_trend,
         }.get(self.measure, self._check_clients)()
         return self
 
@@ -105,6 +106,19 @@ class MartDefinition(BaseModel):
             raise ValueError(
                 f"mart {self.name}: a location mart needs derived_from (a clients mart with an area dimension) and "
                 "the source's dimensions with area replaced by location; no reference or prevalence_groups"
+            )
+
+    def _check_trend(self) -> None:
+        if (
+            self.derived_from is None
+            or self.reference
+            or self.prevalence_groups
+            or self.window != "financial_year"
+            or self.dimensions[0] != "financial_year"
+        ):
+            raise ValueError(
+                f"mart {self.name}: a trend mart has window financial_year, derived_from (a financial_year clients "
+                "mart) and dimensions [financial_year, <the source's dimensions>]; no reference or prevalence_groups"
             )
 
     def _check_reference_population(self) -> None:
@@ -175,6 +189,10 @@ class MartsConfig(BaseModel):
         """Unmet-need marts: computed by the protect stage from its protected marts (no new disclosure)."""
         return [m for m in self.marts if m.measure == "unmet_need"]
 
+    def trends(self) -> list[MartDefinition]:
+        """Trend marts: each closed financial year's published cells side by side (pipeline/windows.build_trend)."""
+        return [m for m in self.marts if m.measure == "trend"]
+
     def built_at_publish(self) -> list[MartDefinition]:
         """Location marts (from the published clients marts) and reference-population marts (from a
         reference file): built when the release is published, adding nothing the release does not show."""
@@ -187,6 +205,7 @@ def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> Ma
     if known_dimensions is not None:
         for mart in config.marts:
             exempt = {"prevalence_group"} if mart.prevalence_groups else set()
+            exempt |= {"financial_year"} if mart.measure == "trend" else set()
             unknown = sorted(set(mart.dimensions) - known_dimensions - exempt)
             if unknown:
                 raise ConfigError(
@@ -202,6 +221,11 @@ def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> Ma
             raise ConfigError(
                 f"{path}: mart {mart.name}: a location mart has its source's dimensions with area replaced by "
                 f"location: {expected if 'area' in source.dimensions else 'the source has no area dimension'}"
+            )
+    for mart in config.trends():
+        if mart.dimensions[1:] != names[str(mart.derived_from)].dimensions:
+            raise ConfigError(
+                f"{path}: mart {mart.name}: a trend mart's dimensions are [financial_year, *its source's]"
             )
     for mart in config.derived():
         if not {"area", "substance_group"} <= set(names[str(mart.derived_from)].dimensions):

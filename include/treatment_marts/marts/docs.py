@@ -25,6 +25,7 @@ DIMENSION_NOTES = {
     "time_in_treatment": "Discharge date minus triage date, for exits.",
     "representation": "For successful completions in the completion window: whether a new episode started (triage) within 6 months after the discharge (boundary included).",
     "location": "Seed 000's location collapse (areas.yaml `location`): each named site, and `Other` = every other area in the release (Total minus the named sites); location marts are derived from the published area marts.",
+    "financial_year": "April to March (`2024/25`), in trend marts: the year whose March release published the row.",
     "prevalence_group": "Groups of the prevalence estimates (unmet-need marts); each counts the adults in treatment in the substance groups listed with its mart. Groups overlap.",
 }
 
@@ -142,6 +143,7 @@ def render_marts_doc(config_dir: Path) -> str:
     config = load_marts(config_dir, set(levels))
     for mart in config.derived():
         levels["prevalence_group"] = list(mart.prevalence_groups or {})
+    levels["financial_year"] = ["2023/24", "2024/25", "..."]  # trend marts: every closed year of the history
     used = sorted({d for m in config.marts for d in m.dimensions})
     k = rules.disclosure.k
     lines = [
@@ -236,6 +238,11 @@ def render_marts_doc(config_dir: Path) -> str:
             lines.append(
                 f"- From the reference file `include/config/reference/{mart.reference}` (not client data, not "
                 "suppressed): `count` = adults in the population, `percent` = share of the area's adults"
+            )
+        elif mart.measure == "trend":
+            lines.append(
+                f"- Each closed financial year's `{mart.derived_from}` as its March release published it (cells and "
+                "suppression unchanged), `financial_year` first; built at the March period; no `Total` year"
             )
         elif mart.derived_from:
             lines.append(

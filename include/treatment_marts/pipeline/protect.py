@@ -559,6 +559,17 @@ def build_derived_marts(
         assert_k_safe(frame, definition.name, rules.disclosure.k)
         frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
         built.append(definition.name)
+    for definition in marts_config.trends():  # each closed financial year's published cells side by side
+        from treatment_marts.pipeline.windows import build_trend
+
+        source_path = marts_dir / f"{definition.derived_from}.parquet"
+        trend = (
+            build_trend(settings, period, definition, pd.read_parquet(source_path)) if source_path.exists() else None
+        )
+        if trend is not None:
+            assert_k_safe(trend, definition.name, rules.disclosure.k)
+            trend.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
+            built.append(definition.name)
     return built
 
 

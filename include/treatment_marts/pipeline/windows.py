@@ -328,3 +328,34 @@ def build_windows(  # noqa: C901 -- one pass over the relations of a release; sp
     out.month_context = {name: context[name] for name in later_names}
     out.context = {name: tables for name, tables in context.items() if name not in later_names}
     return out
+
+
+def build_trend(
+    settings: Settings, period: Period, definition: MartDefinition, current: pd.DataFrame
+) -> pd.DataFrame | None:
+    """Each closed financial year side by side: the current March release's year (``current``, the staged
+    source mart) and every earlier year's as its March release published it, with ``financial_year`` as
+    the first dimension. Every cell is a published cell of some release, so the trend adds nothing to
+    protect; it is built at the March period only, when the source exists."""
+    from treatment_marts.marts.windows import financial_year
+
+    if window_span("financial_year", period) is None:
+        return None
+    years = [current.assign(period=str(period))]
+    for back in range(1, 40):
+        march = period.minus(12 * back)
+        published = published_mart(settings, str(definition.derived_from), march)
+        if published is None:
+            break
+        years.append(published.assign(period=str(period)))
+    frames = []
+    for back, frame in enumerate(years):
+        year = financial_year(period.minus(12 * back))
+        keep = [c for c in frame.columns if c not in ("financial_year", "area_code")]  # codes added at publish
+        frames.append(frame[keep].assign(financial_year=year))
+    out = pd.concat(list(reversed(frames)), ignore_index=True)
+    order = ["period", "financial_year", *[c for c in out.columns if c not in ("period", "financial_year")]]
+    out = out[order]
+    out["period"] = out["period"].astype(current["period"].dtype)
+    out["financial_year"] = out["financial_year"].astype("string")
+    return out
