@@ -8,8 +8,10 @@ birth, the keyed pseudonym instead of the attributor, no postcode, initials or c
 refuses to let an identifying column out). It is still client-level data, so it stays in the restricted
 zone and has its own retention, ``retention.history_months`` (ops/retention.purge_expired).
 
-A revision of a month replaces that month's file (one writer, atomic replace); a month stored before
-this store existed is recoded from its accepted extract on first use and stored then.
+The protect stage stores the month once its release is protected (a revision refused, or one that cannot
+be protected, leaves the month as it was); a revision that is protected replaces the month's file (one
+writer, atomic replace). A month with an accepted extract but no file (stored before this store existed)
+is recoded from its accepted extract on first use and stored then.
 """
 
 from __future__ import annotations

@@ -645,7 +645,6 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     rules = load_rules(settings.config_dir)
     areas = load_areas(settings.config_dir)
     recoded = recode(combined_extract(landed_paths), rules, areas, pseudonym_key=pseudonym_key(settings))
-    store_month(settings, period, recoded.frame)  # the history windows are built from (a revision replaces it)
     # An area with no episode at all (absent from a combined file) is left out, never published as zeros.
     left_out = sorted(set(areas_left_out(settings, run_id, areas)) | set(areas_without_episodes(recoded.frame, areas)))
     refuse_a_change_of_areas(settings, period, areas, left_out)
@@ -662,6 +661,8 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config, scope)
     suppressed_cells, cells_checked = write_restricted_records(staged, run_id, populations)
     write_json(staged / WINDOWS_FILE, populations.windows)
+    # the history windows are built from; only a month that was protected replaces it (a refused revision does not)
+    store_month(settings, period, recoded.frame)
     # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
     record_level = write_record_level(settings, period, run_id, analysis, rules)
     if record_level:
