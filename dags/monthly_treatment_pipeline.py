@@ -28,6 +28,12 @@ one run per month of adult drug and alcohol treatment extracts.
   summary (areas left out first) with a link to the report, to the users named in
   `TREATMENT_MARTS_IG_REVIEWERS` only; the user who triggered the run cannot approve it. A rejection publishes nothing, records who and why
   (`approval.json`) and ends the run **failed**.
+* **Windows.** `protect` also builds the window marts ending with the month (rolling 12 months, the
+  financial year to date; marts.yaml `window:`) from the restricted history of accepted months, protected
+  with the earlier releases they overlap. The **March period closes the financial year**: its data month is
+  the year's last (April-March), so the run for `2025-03` (scheduled when March closes, i.e. in April)
+  publishes the `financial_year` marts for 2024/25. `max_active_runs=1` makes a backfill (`make backfill`)
+  build and publish the months in order, so each month's windows find the earlier releases public.
 * **Downstream.** `publish` updates the asset `treatment_marts_public_marts` (event extra: period, run id,
   marts, areas left out) so consumers can schedule on it.
 

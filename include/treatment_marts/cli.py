@@ -133,8 +133,15 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from treatment_marts.ops.retention import load_operations, purge_expired
 
     settings = _settings(args)
-    months = args.months or load_operations(settings.config_dir).retention.raw_months
-    entries = purge_expired(settings, current_period=args.period, raw_months=months, actor=args.actor)
+    retention = load_operations(settings.config_dir).retention
+    months = args.months or retention.raw_months
+    entries = purge_expired(
+        settings,
+        current_period=args.period,
+        raw_months=months,
+        actor=args.actor,
+        history_months=retention.history_months,
+    )
     for entry in entries:
         print(f"purged {entry['zone']} period={entry['period']}: {entry['files']} file(s) ({entry['reason']})")
     if not entries:

@@ -132,3 +132,48 @@ def upper_bound_relations(
         LinearRelation(((scoped_key(scope, cell_key(period, labels)), 1.0),), upper=float(bound) + float(slack))
         for labels, bound in bounds
     ]
+
+
+def _labels_of(key: str) -> str:
+    """A canonical key without its period: the same cell of another release or window."""
+    labels = json.loads(key)
+    labels.pop("period", None)
+    return json.dumps(labels, sort_keys=True, ensure_ascii=False)
+
+
+def linked_relations(
+    terms: Sequence[tuple[str, Sequence[MartTable], float]],
+    *,
+    lower: float = -math.inf,
+    upper: float = math.inf,
+) -> list[LinearRelation]:
+    """``lower <= sum(coefficient * cell) <= upper`` for every cell (by its labels, whatever its period)
+    that all the term systems publish, in label order. Each term is (scope, tables, coefficient); its
+    tables may be of another release (another period in their keys). How windows relate across releases
+    (marts/windows.py): a window is at least each month it covers (terms window +1, month -1, lower
+    -slack), at most the sum of its months (upper slack), and a financial year to date at least the one
+    before it."""
+    by_labels: list[dict[str, str]] = []
+    for _, tables, _ in terms:
+        by_labels.append({_labels_of(key): key for key in table_keys(tables)})
+    shared = set(by_labels[0]).intersection(*by_labels[1:]) if by_labels else set()
+    relations = []
+    for labels in sorted(shared):
+        cells: dict[str, float] = {}
+        for (scope, _, coefficient), keys in zip(terms, by_labels, strict=True):
+            name = scoped_key(scope, keys[labels])
+            cells[name] = cells.get(name, 0.0) + coefficient
+        relations.append(LinearRelation(tuple(cells.items()), lower=lower, upper=upper))
+    return relations
+
+
+def widened_to(relations: Iterable[LinearRelation], values: dict[str, float]) -> list[LinearRelation]:
+    """The relations with bounds widened just enough that ``values`` (scoped key -> the count each release
+    published, or its true count where hidden) satisfy them. A revised month makes an earlier release's
+    window disagree with the months as they now are; the attacker then knows the relation only up to how
+    far the revision moved it, as `revision_relations` bounds a revision by the most a cell moved."""
+    out = []
+    for relation in relations:
+        total = sum(c * values[key] for key, c in relation.terms)
+        out.append(LinearRelation(relation.terms, lower=min(relation.lower, total), upper=max(relation.upper, total)))
+    return out

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treatment_marts.core.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, load_validated
+from treatment_marts.marts.windows import WINDOWED_POPULATIONS, Window, window_scope
 
 REFERENCE_CHARACTERISTICS = ("sex", "age_band", "ethnicity_group")
 """What a reference-population mart can break the adult population down by (one per mart, beside area)."""
@@ -42,24 +43,40 @@ class MartDefinition(BaseModel):
     dimensions: list[Annotated[str, Field(pattern=SQL_IDENTIFIER)]] = Field(min_length=1, max_length=4)
     # clients: protected with its population; unmet_need / location: derived after suppression from a published
     # clients mart; reference_population: a reference file only (no client data, not subject to K3)
-    measure: Literal["clients", "unmet_need", "location", "reference_population"]
+    measure: Literal["clients", "unmet_need", "location", "reference_population", "trend"]
     percent_of: str | None = None
     caveats: list[str] = []
     # measure unmet_need only: a mart derived after suppression from a published clients mart
     derived_from: str | None = None
     reference: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+\.csv$")
     prevalence_groups: dict[str, list[str]] | None = None
+    # the period the mart counts over (marts/windows.py): one month, or distinct clients over a window ending
+    # with the release's month; a derived mart has its source's window
+    window: Window = "month"
+
+    @property
+    def scope(self) -> str:
+        """The system of linked tables the mart is protected in: its population, per window."""
+        return window_scope(self.population, self.window)
 
     @model_validator(mode="after")
     def _distinct_dimensions(self) -> MartDefinition:
         if len(set(self.dimensions)) != len(self.dimensions):
             raise ValueError(f"mart {self.name}: a dimension is listed twice")
+        if self.window != "month" and (
+            self.population not in WINDOWED_POPULATIONS or self.measure not in ("clients", "unmet_need", "trend")
+        ):
+            raise ValueError(
+                f"mart {self.name}: window {self.window} needs a population of {list(WINDOWED_POPULATIONS)} "
+                "and measure clients or unmet_need"
+            )
         if self.percent_of is not None and self.percent_of not in self.dimensions:
             raise ValueError(f"mart {self.name}: percent_of {self.percent_of!r} is not one of its dimensions")
         {
             "unmet_need": self._check_unmet_need,
             "location": self._check_location,
             "reference_population": self._check_reference_population,
+            "trend": self._check_trend,
         }.get(self.measure, self._check_clients)()
         return self
 
@@ -89,6 +106,19 @@ class MartDefinition(BaseModel):
             raise ValueError(
                 f"mart {self.name}: a location mart needs derived_from (a clients mart with an area dimension) and "
                 "the source's dimensions with area replaced by location; no reference or prevalence_groups"
+            )
+
+    def _check_trend(self) -> None:
+        if (
+            self.derived_from is None
+            or self.reference
+            or self.prevalence_groups
+            or self.window != "financial_year"
+            or self.dimensions[0] != "financial_year"
+        ):
+            raise ValueError(
+                f"mart {self.name}: a trend mart has window financial_year, derived_from (a financial_year clients "
+                "mart) and dimensions [financial_year, <the source's dimensions>]; no reference or prevalence_groups"
             )
 
     def _check_reference_population(self) -> None:
@@ -131,20 +161,37 @@ class MartsConfig(BaseModel):
                 source = next((m for m in self.marts if m.name == mart.derived_from), None)
                 if source is None or source.measure != "clients":
                     raise ValueError(f"mart {mart.name}: derived_from must name a clients mart")
+                if source.window != mart.window:
+                    raise ValueError(
+                        f"mart {mart.name}: window {mart.window} differs from its source's ({source.window})"
+                    )
         return self
 
     def by_population(self) -> dict[str, list[MartDefinition]]:
-        """Marts of one population share margins: they are protected together as linked tables."""
+        """Month marts of one population share margins: they are protected together as linked tables."""
         grouped: dict[str, list[MartDefinition]] = {}
         for mart in self.marts:
-            if mart.measure != "clients":
+            if mart.measure != "clients" or mart.window != "month":
                 continue
             grouped.setdefault(mart.population, []).append(mart)
+        return grouped
+
+    def by_window(self) -> dict[str, list[MartDefinition]]:
+        """Window marts by scope (population and window, e.g. ``in_treatment.rolling_12``): the marts of one
+        scope share margins, like a month population's (pipeline/windows.py)."""
+        grouped: dict[str, list[MartDefinition]] = {}
+        for mart in self.marts:
+            if mart.measure == "clients" and mart.window != "month":
+                grouped.setdefault(mart.scope, []).append(mart)
         return grouped
 
     def derived(self) -> list[MartDefinition]:
         """Unmet-need marts: computed by the protect stage from its protected marts (no new disclosure)."""
         return [m for m in self.marts if m.measure == "unmet_need"]
+
+    def trends(self) -> list[MartDefinition]:
+        """Trend marts: each closed financial year's published cells side by side (pipeline/windows.build_trend)."""
+        return [m for m in self.marts if m.measure == "trend"]
 
     def built_at_publish(self) -> list[MartDefinition]:
         """Location marts (from the published clients marts) and reference-population marts (from a
@@ -158,6 +205,7 @@ def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> Ma
     if known_dimensions is not None:
         for mart in config.marts:
             exempt = {"prevalence_group"} if mart.prevalence_groups else set()
+            exempt |= {"financial_year"} if mart.measure == "trend" else set()
             unknown = sorted(set(mart.dimensions) - known_dimensions - exempt)
             if unknown:
                 raise ConfigError(
@@ -173,6 +221,11 @@ def load_marts(config_dir: Path, known_dimensions: set[str] | None = None) -> Ma
             raise ConfigError(
                 f"{path}: mart {mart.name}: a location mart has its source's dimensions with area replaced by "
                 f"location: {expected if 'area' in source.dimensions else 'the source has no area dimension'}"
+            )
+    for mart in config.trends():
+        if mart.dimensions[1:] != names[str(mart.derived_from)].dimensions:
+            raise ConfigError(
+                f"{path}: mart {mart.name}: a trend mart's dimensions are [financial_year, *its source's]"
             )
     for mart in config.derived():
         if not {"area", "substance_group"} <= set(names[str(mart.derived_from)].dimensions):

@@ -14,6 +14,7 @@ from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.marts.builder import TOTAL, dimension_levels
 from treatment_marts.marts.definitions import MartDefinition, load_marts
 from treatment_marts.marts.seed_tables import SEED000, SEED004
+from treatment_marts.marts.windows import WINDOW_TITLES
 
 DOC_PATH = REPO_DIR / "docs" / "marts.md"
 
@@ -24,12 +25,26 @@ DIMENSION_NOTES = {
     "time_in_treatment": "Discharge date minus triage date, for exits.",
     "representation": "For successful completions in the completion window: whether a new episode started (triage) within 6 months after the discharge (boundary included).",
     "location": "Seed 000's location collapse (areas.yaml `location`): each named site, and `Other` = every other area in the release (Total minus the named sites); location marts are derived from the published area marts.",
+    "financial_year": "April to March (`2024/25`), in trend marts: the year whose March release published the row.",
     "prevalence_group": "Groups of the prevalence estimates (unmet-need marts); each counts the adults in treatment in the substance groups listed with its mart. Groups overlap.",
 }
 
 
 NOTES = [
     "## Definitions and checks",
+    "",
+    "### Windows",
+    "",
+    "A mart's `window` (marts.yaml) is the period it counts over, ending with the release's month: `month`",
+    "(default), `rolling_12` (the 12 months ending with it, as NDTMS's monthly reports count), `fy_to_date` (April",
+    "to the month), `financial_year` (April to March, built at the March period only: the March data close the",
+    "year and are run in April) and `pooled_3y` (36 months, at the March period). Counts are distinct clients over",
+    "the window, each by their latest episode in it: in treatment = an episode open at any time in the window; new",
+    "presentations / exits = a triage / discharge date in it. A window is built only when every month it covers",
+    "has an accepted month in the restricted history (otherwise `marts_not_built` in the manifest names the months",
+    "missing). The `period` column is the release's month (the window's last month). Windows covering the same",
+    "months (at March: the year, the year to date and the rolling 12 months) are one set of linked tables, so a",
+    "cell they share has one value and one status. Protection across releases: docs/disclosure.md.",
     "",
     "### Unmet need (penetration)",
     "",
@@ -128,6 +143,7 @@ def render_marts_doc(config_dir: Path) -> str:
     config = load_marts(config_dir, set(levels))
     for mart in config.derived():
         levels["prevalence_group"] = list(mart.prevalence_groups or {})
+    levels["financial_year"] = ["2023/24", "2024/25", "..."]  # trend marts: every closed year of the history
     used = sorted({d for m in config.marts for d in m.dimensions})
     k = rules.disclosure.k
     lines = [
@@ -204,6 +220,11 @@ def render_marts_doc(config_dir: Path) -> str:
             f"{mart.title}.",
             "",
             f"- Population: `{mart.population}`",
+            *(
+                [f"- Window: `{mart.window}`, {WINDOW_TITLES[mart.window]} (see Windows)"]
+                if mart.window != "month"
+                else []
+            ),
             f"- Dimensions: {', '.join(f'`{d}`' for d in mart.dimensions)}",
             f"- Measure: {mart.measure}"
             + (f"; `percent` = share of the `{mart.percent_of}` margin" if mart.percent_of else ""),
@@ -217,6 +238,11 @@ def render_marts_doc(config_dir: Path) -> str:
             lines.append(
                 f"- From the reference file `include/config/reference/{mart.reference}` (not client data, not "
                 "suppressed): `count` = adults in the population, `percent` = share of the area's adults"
+            )
+        elif mart.measure == "trend":
+            lines.append(
+                f"- Each closed financial year's `{mart.derived_from}` as its March release published it (cells and "
+                "suppression unchanged), `financial_year` first; built at the March period; no `Total` year"
             )
         elif mart.derived_from:
             lines.append(

@@ -33,6 +33,9 @@ class _Strict(BaseModel):
 
 class RetentionPolicy(_Strict):
     raw_months: StrictInt = Field(ge=1)
+    # the recoded, pseudonymised history windows and trends are built from (pipeline/history.py): client-level,
+    # so bounded too; at least 36 months so a three-year pooled window can be built
+    history_months: StrictInt = Field(default=60, ge=36)
 
 
 class ArrivalPolicy(_Strict):

@@ -1,7 +1,9 @@
 """Retention: purge identifiable raw and landed extracts after N months, with an audit entry per purge.
 
 Published marts and suppression logs are kept (they are the release record); what goes is the
-record-level, identifying material the pipeline no longer needs.
+record-level, identifying material the pipeline no longer needs. The recoded history of accepted months
+(pipeline/history.py: pseudonymised, no identifiers, but client-level) has its own, longer limit
+(``retention.history_months``), since windows and trends need years of months.
 """
 
 from __future__ import annotations
@@ -28,13 +30,23 @@ def _period_dirs(root: Path) -> dict[str, Path]:
 
 
 def purge_expired(
-    settings: Settings, *, current_period: str, raw_months: int, actor: str = "treatment-marts"
+    settings: Settings,
+    *,
+    current_period: str,
+    raw_months: int,
+    actor: str = "treatment-marts",
+    history_months: int | None = None,
 ) -> list[dict]:
-    """Delete raw and landed partitions older than ``raw_months`` before ``current_period``; audit each."""
-    cutoff = pd.Period(current_period, freq="M") - raw_months
-    entries = []
+    """Delete raw and landed partitions older than ``raw_months`` before ``current_period``; audit each.
+    ``history_months``: also the months of the recoded history (restricted/history) older than that."""
+    cutoffs = {"raw": raw_months, "landed": raw_months}
     zones = {"raw": settings.raw_dir, "landed": settings.restricted_dir / "landed"}
+    if history_months is not None:
+        cutoffs["history"] = history_months
+        zones["history"] = settings.restricted_dir / "history"
+    entries = []
     for zone, root in zones.items():
+        cutoff = pd.Period(current_period, freq="M") - cutoffs[zone]
         for period, folder in sorted(_period_dirs(root).items()):
             if pd.Period(period, freq="M") >= cutoff:
                 continue
@@ -50,7 +62,7 @@ def purge_expired(
                 "sha256": sorted(
                     p.name.split(".")[-2] for p in files if zone == "raw" and p.suffix in {".csv", ".xlsx", ".parquet"}
                 ),
-                "reason": f"older than {raw_months} months before {current_period}",
+                "reason": f"older than {cutoffs[zone]} months before {current_period}",
             }
             shutil.rmtree(folder)
             _append_audit(settings, entry)

@@ -13,6 +13,7 @@ exactly those tables.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +35,15 @@ from treatment_marts.marts.definitions import MartsConfig
 from treatment_marts.marts.populations import history_months
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
+from treatment_marts.pipeline.history import store_month
 from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
 
+WINDOWS_FILE = "windows.json"  # the staged release's windows and the earlier releases it was protected with
+
 if TYPE_CHECKING:
+    from treatment_marts.disclosure.protect import ProtectionResult
     from treatment_marts.disclosure.tables import LinearRelation, MartTable
+    from treatment_marts.pipeline.windows import WindowRelease
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,7 @@ class ProtectedPopulations:
     logs: list[pd.DataFrame] = field(default_factory=list)
     losses: list[pd.DataFrame] = field(default_factory=list)
     intervals: list[pd.DataFrame] = field(default_factory=list)
+    windows: dict[str, Any] = field(default_factory=dict)  # pipeline/windows.WindowRelease.summary()
 
 
 def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
@@ -160,7 +167,7 @@ def suppressed_in_current_release(
             cell_key(str(row["period"]), {d: str(row[d]) for d in dims})
             for _, row in hidden[["period", *dims]].iterrows()
         }
-        carried.setdefault(definition.population if definition else None, set()).update(keys)
+        carried.setdefault(definition.scope if definition else None, set()).update(keys)
     return carried
 
 
@@ -371,6 +378,151 @@ def completion_relations(
     return []
 
 
+def release_windows(
+    settings: Settings,
+    period: Period,
+    analysis: pd.DataFrame,
+    month_tables: dict[str, list[MartTable]],
+    rules: RulesConfig,
+    areas: AreasConfig,
+    levels: dict[str, list[str]],
+    marts_config: MartsConfig,
+    scope: AreasConfig,
+) -> WindowRelease:
+    """The release's window marts, the earlier releases they overlap and the relations (pipeline/windows.py),
+    each history month prepared as this month's frame is (the release's areas, categorical dimensions)."""
+    from treatment_marts.pipeline.windows import build_windows
+
+    def prepare(recoded: pd.DataFrame) -> pd.DataFrame:
+        return as_dimensions(_within(recoded, scope), levels)
+
+    return build_windows(settings, period, analysis, month_tables, rules, areas, levels, marts_config, prepare)
+
+
+WINDOW_REPAIRS = 6  # rounds of protect_windows' repair; each hides window cells the last audit named
+
+
+def protect_windows(
+    multi: dict[str, list[MartTable]],
+    windows: WindowRelease,
+    months: dict[str, list[MartTable]],
+    protected: dict[str, ProtectionResult],
+    rules: RulesConfig,
+    earlier: dict[str, set[str]],
+    month_relations: list[LinearRelation],
+) -> dict[str, ProtectionResult]:
+    """The release's window marts, protected against one attacker who holds this release's month marts as
+    protected (``protected``, true counts from ``months``) and every earlier published release the windows
+    overlap: all are context, never changed; a context cell the windows would expose is protected through
+    the windows' cells (disclosure.protect.protect_release). Month marts keep the pattern they have alone.
+
+    The repair reaches a context cell only through a relation that names it; a month cell exposed through
+    its own table's lines (an age band of an area whose margin a window bounds) is not. So the release
+    audit runs here too, and each window cell whose labels are the most of an exposed cell's (its
+    projection on the window's dimensions) is hidden in the next round, until the audit passes (at most
+    WINDOW_REPAIRS rounds; the stage's own audit then has the last word)."""
+    from treatment_marts.disclosure.audit import audit
+    from treatment_marts.disclosure.protect import protect_release
+    from treatment_marts.disclosure.relations import table_keys
+    from treatment_marts.disclosure.tables import MartTable  # noqa: F811
+
+    held = {
+        name: [
+            MartTable(t.name, t.dimensions, t.frame.assign(true_count=truth.frame["count"].astype("Int64")))
+            for t, truth in zip(protected[name].tables, months[name], strict=True)
+        ]
+        for name in months
+    }
+    context = {**windows.context, **windows.month_context, **held}
+    public = [
+        (name, MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])))
+        for name, ts in context.items()
+        for t in ts
+    ]
+    window_keys = {name: sorted(table_keys(tables)) for name, tables in multi.items()}
+    forced: dict[str, set[str]] = {name: set() for name in multi}
+    for _ in range(WINDOW_REPAIRS):
+        result = protect_release(
+            multi,
+            relations=windows.relations,
+            k=rules.disclosure.k,
+            zeros=rules.disclosure.zeros,
+            carried={name: earlier[name] | forced[name] for name in multi},
+            cleanup_audits=rules.disclosure.cleanup_audits,
+            context=context,
+        )
+        released = [t for name in multi for t in result[name].tables]
+        check = audit(
+            released + [t for _, t in public],
+            k=rules.disclosure.k,
+            zeros=rules.disclosure.zeros,
+            scopes=[name for name in multi for _ in result[name].tables] + [name for name, _ in public],
+            relations=[*month_relations, *windows.month_relations, *windows.relations],
+        )
+        exposed = [json.loads(key.split("|", 1)[1]) for key in check.intervals.loc[check.intervals["disclosed"], "key"]]
+        added = False
+        for labels in exposed:
+            for name, keys in window_keys.items():
+                nearest = _nearest_cell(labels, keys)
+                if nearest is not None and nearest not in forced[name]:
+                    forced[name].add(nearest)
+                    added = True
+        if not added:
+            return result
+    return result
+
+
+def _nearest_cell(labels: dict[str, str], keys: list[str]) -> str | None:
+    """The window cell (canonical key, the release's period) sharing the most of ``labels`` and no other
+    label: the cell through which a window bounds a month cell with those labels."""
+    best, best_size = None, -1
+    for key in keys:
+        cell = json.loads(key)
+        inner = {d: v for d, v in cell.items() if d != "period"}
+        if all(labels.get(d) == v for d, v in inner.items()) and len(inner) > best_size:
+            best, best_size = key, len(inner)
+    return best
+
+
+def month_populations(
+    settings: Settings,
+    period: Period,
+    analysis: pd.DataFrame,
+    rules: RulesConfig,
+    areas: AreasConfig,
+    levels: dict[str, list[str]],
+    scope: AreasConfig,
+    populations: dict[str, list[Any]],
+    not_built: dict[str, str],
+) -> tuple[dict[str, list[MartTable]], dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Each population's month marts (unprotected), its clients and the frame they were selected from (the
+    month, or the accepted months a multi-month population needs); a population whose months are not all
+    accepted is named in ``not_built`` instead."""
+    from treatment_marts.disclosure.tables import MartTable  # noqa: F811
+
+    tables: dict[str, list[MartTable]] = {}
+    clients: dict[str, pd.DataFrame] = {}
+    sources: dict[str, pd.DataFrame] = {}
+    for population, definitions in populations.items():
+        source = analysis
+        if history_months(population) > 1:
+            source, missing = _history(
+                settings, period, history_months(population), analysis, rules, areas, levels, scope
+            )
+            if missing:
+                not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
+                continue
+        sources[population] = source
+        clients[population] = select_population(source, population, period)
+        tables[population] = [
+            MartTable(
+                name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients[population], d, period, levels)
+            )
+            for d in definitions
+        ]
+    return tables, clients, sources
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -392,46 +544,46 @@ def protect_populations(
     carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
     populations = marts_config.by_population()
-    tables: dict[str, list[MartTable]] = {}
-    clients: dict[str, pd.DataFrame] = {}
-    sources: dict[str, pd.DataFrame] = {}
-    for population, definitions in populations.items():
-        source = analysis
-        if history_months(population) > 1:
-            source, missing = _history(
-                settings, period, history_months(population), analysis, rules, areas, levels, scope
-            )
-            if missing:
-                out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
-                continue
-        sources[population] = source
-        clients[population] = select_population(source, population, period)
-        tables[population] = [
-            MartTable(
-                name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients[population], d, period, levels)
-            )
-            for d in definitions
-        ]
-    earlier = {population: carried.get(population, carried.get(None, set())) for population in tables}
+    tables, clients, sources = month_populations(
+        settings, period, analysis, rules, areas, levels, scope, populations, out.not_built
+    )
+    windows = release_windows(settings, period, analysis, tables, rules, areas, levels, marts_config, scope)
+    out.not_built.update(windows.not_built)
+    out.windows = windows.summary()
+    populations = dict(populations)
+    # A window of one month (the year to date in April) joins its month population's system; longer windows
+    # are protected after the month marts, with those (and every earlier release they overlap) as context.
+    multi = {name: extra for name, extra in windows.tables.items() if name not in tables}
+    for name, extra in windows.tables.items():
+        if name not in multi:
+            tables[name] = tables[name] + extra
+            populations[name] = populations[name] + windows.definitions[name]
+    populations.update({name: windows.definitions[name] for name in multi})
+    # carried forward per system: the keys withheld by the current release's marts of that system
+    earlier = {
+        name: set().union(*(carried.get(d.scope, carried.get(None, set())) for d in populations[name]))
+        for name in [*tables, *multi]
+    }
+    month_relations = population_relations(tables, clients)
     bounded = completion_relations(settings, tables, sources, period, marts_config, levels)
-    relations = population_relations(tables, clients) + bounded
 
     # Not yet: a revision protected together with the release it replaces (disclosure.protect.protect_release
     # with ``context`` and disclosure.relations.revision_relations). At pipeline scale the joint repair under the
     # strict rule (no hidden cell pinned) ran past 15 minutes or found no pattern; docs/disclosure.md.
-    def protect_all(relations: list[LinearRelation]) -> dict[str, Any]:
+    def protect_months(extra: list[LinearRelation]) -> dict[str, ProtectionResult]:
         return protect_release(
             tables,
-            relations=relations,
+            relations=month_relations + windows.month_relations + extra,
             k=rules.disclosure.k,
             zeros=rules.disclosure.zeros,
-            carried=earlier,
+            carried={name: earlier[name] for name in tables},
             cleanup_audits=rules.disclosure.cleanup_audits,
+            context=windows.month_context or None,
         )
 
     try:
         try:
-            protected = protect_all(relations)
+            protected = protect_months(bounded)
         except PopulationNotProtected:
             if not bounded:
                 raise
@@ -445,8 +597,12 @@ def protect_populations(
                     for d in populations[COMPLETIONS]
                 }
             )
-            relations = population_relations(tables, clients)
-            protected = protect_all(relations)
+            month_relations, bounded = population_relations(tables, clients), []
+            protected = protect_months([])
+        if multi:
+            protected.update(
+                protect_windows(multi, windows, tables, protected, rules, earlier, month_relations + bounded)
+            )
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
         withheld = sum(len(earlier[p]) for p in named)
@@ -460,18 +616,22 @@ def protect_populations(
         names = ", ".join(d.name for p in named for d in populations[p])
         subject = f"population {exc.population}" if exc.population in populations else "the release's populations"
         raise ProtectionError(f"{subject} (marts {names}) cannot be protected: {exc.reason}{revision}") from None
-    order = list(tables)
+    relations = month_relations + bounded + windows.month_relations + windows.relations
+    order = [*tables, *multi]
     released = [t for p in order for t in protected[p].tables]
     scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
     logs = [protected[p].log for p in order]
+    # Earlier releases the windows overlap are context: solved with this release, not reported.
+    held = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
     result = audit(
-        released,
+        released + [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in held],
         k=rules.disclosure.k,
         zeros=rules.disclosure.zeros,
         true_counts=pd.concat(logs, ignore_index=True) if logs else None,
         carried={scoped_key(p, key) for p in order for key in earlier[p]},
-        scopes=scopes,
+        scopes=scopes + [name for name, _ in held],
         relations=relations,
+        report=range(len(released)) if held else None,
     )
     out.intervals.append(result.intervals)
     if not result.passed:
@@ -508,7 +668,10 @@ def build_derived_marts(
     partial = len(scope.areas) < len(areas.areas)
     built = []
     for definition in marts_config.derived():
-        source = pd.read_parquet(marts_dir / f"{definition.derived_from}.parquet")
+        source_path = marts_dir / f"{definition.derived_from}.parquet"
+        if definition.window != "month" and not source_path.exists():
+            continue  # its window is not built at this period (the manifest names the source as not built)
+        source = pd.read_parquet(source_path)
         groups = list(definition.prevalence_groups or {})
         estimates = load_prevalence(settings.config_dir / "reference" / str(definition.reference), areas, groups)
         if partial:
@@ -517,6 +680,17 @@ def build_derived_marts(
         assert_k_safe(frame, definition.name, rules.disclosure.k)
         frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
         built.append(definition.name)
+    for definition in marts_config.trends():  # each closed financial year's published cells side by side
+        from treatment_marts.pipeline.windows import build_trend
+
+        source_path = marts_dir / f"{definition.derived_from}.parquet"
+        trend = (
+            build_trend(settings, period, definition, pd.read_parquet(source_path)) if source_path.exists() else None
+        )
+        if trend is not None:
+            assert_k_safe(trend, definition.name, rules.disclosure.k)
+            trend.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
+            built.append(definition.name)
     return built
 
 
@@ -607,6 +781,9 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     populations = protect_populations(settings, period, analysis, marts_dir, rules, areas, levels, marts_config, scope)
     marts = populations.marts + build_derived_marts(settings, period, marts_dir, rules, areas, marts_config, scope)
     suppressed_cells, cells_checked = write_restricted_records(staged, run_id, populations)
+    write_json(staged / WINDOWS_FILE, populations.windows)
+    # the history windows are built from; only a month that was protected replaces it (a refused revision does not)
+    store_month(settings, period, recoded.frame)
     # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
     record_level = write_record_level(settings, period, run_id, analysis, rules)
     if record_level:

@@ -320,6 +320,8 @@ def review_figures(
             for i in manifest.get("inputs", [])
         ],
         "record_level": read_json(record_level) if record_level.exists() else None,
+        # the windows built and the earlier published releases this one was protected together with
+        "windows": read_json(staged_dir / "windows.json") if (staged_dir / "windows.json").exists() else None,
     }
 
 
