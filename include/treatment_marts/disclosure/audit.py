@@ -17,6 +17,7 @@ suppressor's reasoning cannot also blind the check of its output.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -96,9 +97,12 @@ def _published_cells(tables: Sequence[MartTable], scopes: Scopes = None) -> pd.D
     return pd.concat(parts, ignore_index=True)
 
 
-def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple[str, list[str]]]:
-    """(total key, member keys) for every line of every table, deduplicated."""
-    equations: dict[tuple[str, tuple[str, ...]], None] = {}
+def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple[str, list[str], float]]:
+    """(total key, member keys, slack) for every line of every table, deduplicated: the members sum to
+    between the total and the total + slack. The slack is 0 (an exact sum) except along a dimension whose
+    Total is a distinct count (``MartTable.overlap``: national = distinct clients, so areas sum to at least
+    national and at most national + D); a line two tables give with different slacks keeps the tighter."""
+    equations: dict[tuple[str, tuple[str, ...]], float] = {}
     for i, table in enumerate(tables):
         dims = list(table.dimensions)
         scope = _scope_of(scopes, i)
@@ -113,13 +117,27 @@ def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple
             ]
         )
         for d in dims:
+            slack = float(table.overlap.get(d, 0))
             others = [o for o in dims if o != d] + ["period"]
             totals = frame[frame[d] == TOTAL][others + ["_key"]].rename(columns={"_key": "_total"})
             members = frame[frame[d] != TOTAL][others + ["_key"]]
             joined = members.merge(totals, on=others, how="inner")
             for total, group in joined.groupby("_total", sort=True):
-                equations[(str(total), tuple(sorted(group["_key"])))] = None
-    return [(total, list(members)) for total, members in equations]
+                line = (str(total), tuple(sorted(group["_key"])))
+                equations[line] = min(slack, equations.get(line, slack))
+    return [(total, list(members), slack) for (total, members), slack in equations.items()]
+
+
+def _distinct_total_bounds(equations: Sequence[tuple[str, list[str], float]]) -> list[LinearRelation]:
+    """A distinct-count Total is at least each of its levels on a line whose other dimensions are all
+    Total (a client counted in an area is counted nationally): ``total - member >= 0``. Only there: in an
+    inner cell (say one substance group) a client can be counted by one area's episode and nationally by
+    another area's episode in another group, so the inner national cell can be below an area's."""
+    out: list[LinearRelation] = []
+    for total, members, slack in equations:
+        if slack > 0 and len(json.loads(total[total.index("{") :])) == 1:  # past any scope: only the period
+            out.extend(LinearRelation(((total, 1.0), (member, -1.0)), lower=0.0) for member in members)
+    return out
 
 
 class AttackModel:
@@ -137,7 +155,10 @@ class AttackModel:
         self, tables: Sequence[MartTable], scopes: Scopes = None, relations: Sequence[LinearRelation] = ()
     ) -> None:
         self.cells = _published_cells(tables, scopes)
-        self.equations = _equations(tables, scopes)
+        lines = _equations(tables, scopes)
+        self.equations = [(total, members) for total, members, _ in lines]
+        self.slacks = [slack for _, _, slack in lines]  # 0: an exact sum; D: a distinct-count Total
+        relations = [*relations, *_distinct_total_bounds(lines)]
         known_keys = set(self.cells["key"])
         for relation in relations:
             missing = [key for key, _ in relation.terms if key not in known_keys]
@@ -207,7 +228,10 @@ class AttackModel:
         coefs: list[float] = []
         rhs: list[float] = []
         rhs_upper: list[float] = []
-        lines = [([(m, 1.0) for m in members] + [(total, -1.0)], 0.0, 0.0) for total, members in self.equations]
+        lines = [
+            ([(m, 1.0) for m in members] + [(total, -1.0)], 0.0, slack)
+            for (total, members), slack in zip(self.equations, self.slacks, strict=True)
+        ]
         extra = [(list(r.terms), r.lower, r.upper) for r in self.relations]
         for terms, low, high in lines + extra:
             involved = [(position[key], c) for key, c in terms if key in position]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -303,7 +303,7 @@ def _complete(table: MartTable) -> MartTable:
     if "true_count" not in frame.columns:
         raise ValueError(f"context table {table.name}: needs true_count for its hidden cells")
     filled = frame.assign(count=frame["count"].astype("Int64").fillna(frame["true_count"].astype("Int64")))
-    return MartTable(table.name, table.dimensions, filled.drop(columns=["true_count"]))
+    return replace(table, frame=filled.drop(columns=["true_count"]))
 
 
 def _result(tables: Sequence[MartTable], lattice: Lattice, suppressor: Suppressor) -> ProtectionResult:
@@ -319,7 +319,7 @@ def _apply(tables: Sequence[MartTable], lattice: Lattice, suppressed: np.ndarray
         hidden = suppressed[row_cells]
         frame["count"] = frame["count"].astype("Int64").mask(hidden)
         frame["status"] = pd.array(_markers(hidden), dtype="string")
-        out.append(MartTable(table.name, table.dimensions, frame))
+        out.append(replace(table, frame=frame))  # keeps what the table declares (MartTable.overlap)
     return out
 
 

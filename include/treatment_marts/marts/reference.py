@@ -109,8 +109,10 @@ def table1_from_mart(
     """Table 1 from a *published* area x substance group (x sex) mart: counts and percentages by location.
 
     Named sites are their area's row; "Other" is the national Total minus the named sites (the seed's
-    complement), which uses only large published margins, never a suppressed small area. A location
-    with a suppressed count needed here comes out as null rather than a guess.
+    complement), which uses only large published margins, never a suppressed small area. The national
+    Total counts a client in two areas once (issue 18), so "Other" is the clients counted nationally and
+    not at a named site, as in marts/location.py. A location with a suppressed count needed here comes out
+    as null rather than a guess.
     """
     rows = mart
     for dim in [

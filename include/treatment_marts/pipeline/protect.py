@@ -31,7 +31,7 @@ from treatment_marts.deidentify.recode import RecodeResult, recode
 from treatment_marts.ingest.land import ExtractError, read_landed
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.definitions import MartsConfig
-from treatment_marts.marts.populations import history_months
+from treatment_marts.marts.populations import history_months, national_overlap
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
@@ -330,9 +330,15 @@ def protect_populations(
                 out.not_built.update({d.name: f"no accepted extract for {', '.join(missing)}" for d in definitions})
                 continue
         clients[population] = select_population(source, population, period)
+        # A client open in two areas is in both areas' rows and once in the national Total: the audit holds
+        # "areas sum to national + 0..D" along area (D never published; docs/disclosure.md, issue 18).
+        overlap = national_overlap(clients[population])
         tables[population] = [
             MartTable(
-                name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients[population], d, period, levels)
+                name=d.name,
+                dimensions=tuple(d.dimensions),
+                frame=build_mart(clients[population], d, period, levels),
+                overlap={"area": overlap} if overlap and "area" in d.dimensions else {},
             )
             for d in definitions
         ]
