@@ -197,6 +197,7 @@ class AttackModel:
         carried: Collection[str] = (),
         verdict_only: bool = False,
         public: Collection[str] = (),
+        small_only: bool = False,
     ) -> pd.DataFrame:
         """Integer interval (``lower``, ``upper``: Int64, upper missing when unbounded) of every unknown (NaN)
         key and the verdict. ``reference``: a known feasible point (true values) that lets a caller skip the
@@ -208,7 +209,11 @@ class AttackModel:
         ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
         stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it.
         ``public``: keys whose value an earlier release already published (the same cell, its input
-        unchanged); pinning them reveals nothing new, so they are never judged disclosed."""
+        unchanged); pinning them reveals nothing new, so they are never judged disclosed.
+        ``small_only``: a cell is disclosed only when the attacker proves it 0..k (or cannot prove otherwise
+        in time); an exact value above k reveals no small group (tau-argus and sdcTable protect the
+        sensitive cells, not the complementary ones). Used for a revision against the release it replaces,
+        where the strict rule (no hidden cell pinned, however large) found no pattern."""
         columns = ["key", "lower", "upper", "disclosed", "reason"]
         hidden_keys = sorted(values[values.isna()].index)
         if not hidden_keys:
@@ -278,8 +283,8 @@ class AttackModel:
             lower[component], upper[component], unproved[component] = self._solve_component(
                 by_column, component, b, b_upper, floor, k, ref, names, verdict_only=verdict_only
             )
-        exact = pinned(lower, upper)
         small = proved_small(upper, k)
+        exact = pinned(lower, upper) & (small if small_only else True)
         reason = np.where(
             exact,
             "exact value recoverable",
@@ -388,13 +393,14 @@ def attack_intervals(
     scopes: Scopes = None,
     relations: Sequence[LinearRelation] = (),
     public: Collection[str] = (),
+    small_only: bool = False,
 ) -> pd.DataFrame:
     """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
     (and, for a revision, the keys the earlier release hid; with ``scopes``/``relations``, several
     populations and what links them, as AttackModel)."""
     model = AttackModel(tables, scopes, relations)
     values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
-    return model.intervals(values, k=k, zeros=zeros, carried=carried, public=public)
+    return model.intervals(values, k=k, zeros=zeros, carried=carried, public=public, small_only=small_only)
 
 
 def _component_bounds(
@@ -463,19 +469,27 @@ def audit(
     relations: Sequence[LinearRelation] = (),
     report: Collection[int] | None = None,
     public: Collection[str] = (),
+    small_only: bool = False,
 ) -> AuditResult:
     """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
     keys the period's earlier release hid (a revision keeps them hidden even when now zero). ``scopes`` and
     ``relations``: every population of a release in one system (AttackModel). ``report``: the tables whose
     cells are this release's (positions; default all); the others are context, e.g. an earlier release
     the attacker holds, and are solved with the rest but not reported. ``public``: keys an earlier release
-    already published (AttackModel.intervals)."""
+    already published; ``small_only``: only a cell proved 0..k is disclosed (AttackModel.intervals)."""
     cells = _published_cells(tables, scopes)
     if report is not None:
         cells = cells[cells["table"].isin(list(report))]
     suppressed = cells[cells["value"].isna()].drop(columns=["value", "table"])
     intervals = attack_intervals(
-        tables, k=k, zeros=zeros, carried=carried, scopes=scopes, relations=relations, public=public
+        tables,
+        k=k,
+        zeros=zeros,
+        carried=carried,
+        scopes=scopes,
+        relations=relations,
+        public=public,
+        small_only=small_only,
     )
     result = suppressed.merge(intervals, on="key", how="left")
     if true_counts is not None and len(true_counts):

@@ -67,6 +67,7 @@ def audit_exposure(
     scopes: Sequence[str | None] | None = None,
     relations: Sequence[LinearRelation] = (),
     public: Collection[str] = (),
+    small_only: bool = False,
 ) -> Exposure:
     """The independent audit's verdict on a suppression mask (the suppressor's `Exposure`): cells whose
     interval it can pin, in key order. The audit derives its equations from the tables themselves;
@@ -79,7 +80,14 @@ def audit_exposure(
     def exposed(suppressed: np.ndarray) -> list[int]:
         published = truth.where(~pd.Series(suppressed, index=lattice.keys))
         intervals = attacker.intervals(
-            published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True, public=public
+            published,
+            k=k,
+            zeros=zeros,
+            reference=truth,
+            carried=carried,
+            verdict_only=True,
+            public=public,
+            small_only=small_only,
         )
         return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
 
@@ -235,6 +243,7 @@ def _settle_release(
         scopes=scopes + [n for n, _ in fixed],
         relations=relations,
         public=public,
+        small_only=bool(context),  # against an earlier release: a cell pinned above k reveals no small group
     )
     settle(suppressor, _through_release(exposure, suppressor, relations, index, context_cell), max_rounds)
     for name in names:
