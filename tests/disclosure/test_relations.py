@@ -5,15 +5,18 @@ audited as one system."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
-from test_suppress import cube
+from test_suppress import cube, published
 
 from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.audit import AttackModel, audit
+from treatment_marts.disclosure.lp_model import InconsistentSystem
 from treatment_marts.disclosure.protect import protect, protect_release
 from treatment_marts.disclosure.relations import subset_relations
 from treatment_marts.disclosure.tables import MartTable, Zeros, cell_key, scoped_key
@@ -148,7 +151,7 @@ def hide_mask(table: MartTable, mask: list[bool]) -> MartTable:
     rows = np.asarray(mask[: len(table.frame)], dtype=bool)
     frame = table.frame.assign(count=table.frame["count"].mask(rows))
     frame["status"] = pd.array(np.where(rows, "c", pd.NA), dtype="string")
-    return MartTable(table.name, table.dimensions, frame)
+    return replace(table, frame=frame)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -190,3 +193,120 @@ def json_labels(cell: str) -> list[str]:
 
     labels = json.loads(cell)
     return [labels[d] for d in DIMS]
+
+
+# --- a distinct-count national Total (issue 18: a client open in two areas counts once nationally) ---------
+
+
+def distinct_national(name: str, areas: np.ndarray, overlap: np.ndarray) -> MartTable:
+    """An area x sex cube whose national cells count each person once: the sum of the areas' cells less
+    ``overlap`` (per sex: the clients counted in two areas), declared as MartTable.overlap."""
+    table = cube(name, DIMS, areas)
+    frame = table.frame.copy()
+    for s, sex in enumerate(DIMS["sex"]):
+        frame.loc[(frame["area"] == TOTAL) & (frame["sex"] == sex), "count"] -= int(overlap[s])
+    frame.loc[(frame["area"] == TOTAL) & (frame["sex"] == TOTAL), "count"] -= int(overlap.sum())
+    return MartTable(name, table.dimensions, frame, overlap={"area": int(overlap.sum())})
+
+
+def exact_distinct_intervals(table: MartTable, zeros: Zeros = "show") -> dict[tuple[str, str], tuple[float, float]]:
+    """Integer min and max of every hidden cell of an area x sex table whose national Total is a distinct
+    count, from the table's shape alone (scipy's MILP): along sex each Total is the sum of its line; along
+    area the areas sum to between the national cell and it + D; the national Total is at least each area's."""
+    d = float(table.overlap.get("area", 0))
+    value = {(row.area, row.sex): row.count for row in table.frame.itertuples(index=False)}
+    hidden = [cell for cell, v in value.items() if pd.isna(v)]
+    column = {cell: j for j, cell in enumerate(hidden)}
+    rows, low, high = [], [], []
+
+    def add(terms: list[tuple[tuple[str, str], float]], lo: float, hi: float) -> None:
+        coefficient, constant = np.zeros(len(hidden)), 0.0
+        for cell, sign in terms:
+            if cell in column:
+                coefficient[column[cell]] += sign
+            else:
+                constant += sign * float(value[cell])
+        if coefficient.any():
+            rows.append(coefficient)
+            low.append(lo - constant)
+            high.append(hi - constant)
+
+    for area in [*DIMS["area"], TOTAL]:  # along sex: exact
+        add([*(((area, s), 1.0) for s in DIMS["sex"]), ((area, TOTAL), -1.0)], 0.0, 0.0)
+    for sex in [*DIMS["sex"], TOTAL]:  # along area: 0 <= sum of areas - national <= D
+        add([*(((a, sex), 1.0) for a in DIMS["area"]), ((TOTAL, sex), -1.0)], 0.0, d)
+    for area in DIMS["area"]:  # a person counted in an area is counted nationally
+        add([((TOTAL, TOTAL), 1.0), ((area, TOTAL), -1.0)], 0.0, np.inf)
+    if not hidden:
+        return {}
+    constraint = LinearConstraint(np.array(rows), low, high)
+    floor = 1 if zeros == "show" else 0
+    return {cell: milp_bounds(constraint, j, len(hidden), floor) for cell, j in column.items()}
+
+
+# Areas A and B share 20 clients (12 women, 8 men), counted nationally by their B episodes; C is small.
+SHARED_AREAS = np.array([[12, 15], [14, 9], [2, 1]])
+SHARED = np.array([12, 8])
+
+
+def test_a_distinct_national_total_contradicts_an_attacker_who_assumes_it_is_the_sum_of_the_areas() -> None:
+    """National 33 where the areas sum to 53: an audit holding "national = sum of areas" finds the true
+    release inconsistent (or pins cells at wrong values); holding the inequality form, it decides soundly."""
+    table = distinct_national("t", SHARED_AREAS, SHARED)
+    cell = published(table)
+    assert cell[(TOTAL, TOTAL)] == 33 and sum(int(cell[(a, TOTAL)]) for a in DIMS["area"]) == 53
+    rectangle = (table.frame["area"].isin(["A", "B"]) & table.frame["sex"].isin(["F", "M"])).to_list()
+    hidden = hide_mask(table, rectangle)
+    assumed_sum = MartTable("t", hidden.dimensions, hidden.frame)  # the same cells, no overlap declared
+    try:
+        audit([assumed_sum])
+    except InconsistentSystem:
+        pass
+    else:
+        raise AssertionError("an attacker assuming national = sum of areas found the true release consistent")
+    result = audit([hidden]).intervals.set_index("cell")
+    exact = exact_distinct_intervals(hidden)
+    for row in result.itertuples():
+        labels = tuple(json_labels(str(row.Index)))
+        lower, upper = exact[labels]
+        assert (row.lower, row.upper) == (lower, upper), labels
+
+
+def test_twenty_clients_in_two_areas_protected_with_the_distinct_total_leak_nothing() -> None:
+    """Issue 18's regression: the table with 20 clients in two areas is protected and audited with the
+    inequality form; an independent exact integer attacker holding the same relations pins no hidden cell
+    and proves none to be 1..3."""
+    table = distinct_national("t", SHARED_AREAS, SHARED)
+    result = protect([table])
+    (protected,) = result.tables
+    assert protected.overlap == {"area": 20}  # the published table still says what its Total is
+    assert protected.frame.loc[protected.frame["area"] == "C", "count"].isna().all()  # area C: 2, 1, 3
+    assert audit([protected]).passed
+    exact = exact_distinct_intervals(protected)
+    assert exact, "nothing was hidden"
+    for labels, (lower, upper) in exact.items():
+        assert upper > 3 and upper > lower, (labels, lower, upper)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.integers(1, 9), min_size=6, max_size=6),
+    st.lists(st.integers(0, 9), min_size=2, max_size=2),
+    st.lists(st.booleans(), min_size=12, max_size=12),
+)
+def test_property_the_audit_decides_a_distinct_national_total_as_the_exact_integer_programme(
+    values: list[int], shared: list[int], mask: list[bool]
+) -> None:
+    """Random area x sex tables whose areas A and B share clients (at most either area's cell), random
+    cells hidden: the audit's verdict on each hidden cell equals the exact integer programme's over the
+    inequality form, and its interval contains the programme's."""
+    areas = np.array(values).reshape(3, 2)
+    overlap = np.minimum(np.array(shared), np.minimum(areas[0], areas[1]))
+    table = hide_mask(distinct_national("t", areas, overlap), mask)
+    result = audit([table]).intervals
+    exact = exact_distinct_intervals(table)
+    assert len(result) == len(exact)
+    for row in result.itertuples(index=False):
+        lower, upper = exact[tuple(json_labels(row.cell))]
+        assert bool(row.disclosed) == bool(upper <= 3 or lower == upper), (row.cell, lower, upper)
+        assert row.lower <= lower and (pd.isna(row.upper) or upper <= row.upper)

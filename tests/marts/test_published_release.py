@@ -20,7 +20,8 @@ from treatment_marts.core.settings import Settings
 from treatment_marts.deidentify.pseudonymise import pseudonym_key
 from treatment_marts.deidentify.recode import recode
 from treatment_marts.marts import load_marts, select_population
-from treatment_marts.marts.seed_tables import SEED000, SEED004, SeedTable, ethnicity_vs_population, seed_table
+from treatment_marts.marts.populations import national_clients
+from treatment_marts.marts.seed_tables import SEED000, SEED004, Column, SeedTable, ethnicity_vs_population, seed_table
 from treatment_marts.ops.synth import generate_extract, write_extract
 from treatment_marts.pipeline.run import run_period
 from treatment_marts.publish.warehouse import read_table
@@ -170,20 +171,36 @@ def test_every_area_workbook_has_the_gss_structure_and_numeric_cells(
 
 
 def _truth(clients: pd.DataFrame, table: SeedTable, places: list[str]) -> pd.DataFrame:
-    """The same table counted from the client-level population (what the published query must equal)."""
+    """The same table counted from the client-level population (what the published query must equal):
+    a place counts the clients it treats, the Total each person once (issue 18), and the location "Other"
+    is the Total less the named sites (marts/location.py)."""
+
+    def counted(here: pd.DataFrame, column: Column) -> tuple[int, int]:
+        in_cohort = here[here["substance_group_key"].isin(table.cohort)]
+        if column.dimension == "substance_group":
+            chosen = in_cohort[in_cohort["substance_group_key"].isin(column.levels)]
+        else:
+            values = in_cohort[column.dimension]
+            if values.dtype == bool:
+                values = values.map({True: "Yes", False: "No"})
+            chosen = in_cohort[values.astype(str).isin(column.levels)]
+        return len(chosen), len(in_cohort)
+
+    named = [p for p in places if p not in (TOTAL, "Other")]
     out = []
     for name, column in table.columns.items():
         for place in places:
-            here = clients if place == TOTAL else clients[clients[table.by].astype(str) == place]
-            in_cohort = here[here["substance_group_key"].isin(table.cohort)]
-            if column.dimension == "substance_group":
-                chosen = in_cohort[in_cohort["substance_group_key"].isin(column.levels)]
+            if place in (TOTAL, "Other") and table.by == "location":
+                count, base = counted(national_clients(clients), column)
+                if place == "Other":
+                    for site in named:
+                        site_count, site_base = counted(clients[clients["location"].astype(str) == site], column)
+                        count, base = count - site_count, base - site_base
+            elif place == TOTAL:
+                count, base = counted(national_clients(clients), column)
             else:
-                values = in_cohort[column.dimension]
-                if values.dtype == bool:
-                    values = values.map({True: "Yes", False: "No"})
-                chosen = in_cohort[values.astype(str).isin(column.levels)]
-            out.append({table.by: place, "column": name, "true_count": len(chosen), "true_base": len(in_cohort)})
+                count, base = counted(clients[clients[table.by].astype(str) == place], column)
+            out.append({table.by: place, "column": name, "true_count": count, "true_base": base})
     return pd.DataFrame(out)
 
 

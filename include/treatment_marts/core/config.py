@@ -213,6 +213,7 @@ class TimeInTreatment(_Strict):
 # record-level product, whatever the configuration says (contract identifying columns are refused too).
 NEVER_IN_RECORD_LEVEL = (
     "client_key",
+    "person_key",
     "episode_id",
     "agency_code",
     "age",

@@ -156,6 +156,17 @@ def recode(frame: pd.DataFrame, rules: RulesConfig, areas: AreasConfig, *, pseud
         ],
         pseudonym_key,
     )
+    # The same attributor without the area: one person nationally (issue 18). A client open in two areas is
+    # counted by each area that treats them and once in the national Total (marts/populations.py).
+    out["person_key"] = pseudonymise(
+        [
+            consented["first_initial"],
+            consented["surname_initial"],
+            consented["date_of_birth"].dt.strftime("%Y%m%d"),
+            consented["sex"],
+        ],
+        pseudonym_key,
+    )
     out["area"] = consented["la_code"].map({c: a.name for c, a in area_by_code.items()}).astype("string")
     out["location"] = consented["la_code"].map({c: a.location for c, a in area_by_code.items()}).astype("string")
     out["region"] = consented["la_code"].map({c: a.region for c, a in area_by_code.items()}).astype("string")

@@ -17,6 +17,7 @@ suppressor's reasoning cannot also blind the check of its output.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -96,9 +97,12 @@ def _published_cells(tables: Sequence[MartTable], scopes: Scopes = None) -> pd.D
     return pd.concat(parts, ignore_index=True)
 
 
-def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple[str, list[str]]]:
-    """(total key, member keys) for every line of every table, deduplicated."""
-    equations: dict[tuple[str, tuple[str, ...]], None] = {}
+def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple[str, list[str], float]]:
+    """(total key, member keys, slack) for every line of every table, deduplicated: the members sum to
+    between the total and the total + slack. The slack is 0 (an exact sum) except along a dimension whose
+    Total is a distinct count (``MartTable.overlap``: national = distinct clients, so areas sum to at least
+    national and at most national + D); a line two tables give with different slacks keeps the tighter."""
+    equations: dict[tuple[str, tuple[str, ...]], float] = {}
     for i, table in enumerate(tables):
         dims = list(table.dimensions)
         scope = _scope_of(scopes, i)
@@ -113,13 +117,27 @@ def _equations(tables: Sequence[MartTable], scopes: Scopes = None) -> list[tuple
             ]
         )
         for d in dims:
+            slack = float(table.overlap.get(d, 0))
             others = [o for o in dims if o != d] + ["period"]
             totals = frame[frame[d] == TOTAL][others + ["_key"]].rename(columns={"_key": "_total"})
             members = frame[frame[d] != TOTAL][others + ["_key"]]
             joined = members.merge(totals, on=others, how="inner")
             for total, group in joined.groupby("_total", sort=True):
-                equations[(str(total), tuple(sorted(group["_key"])))] = None
-    return [(total, list(members)) for total, members in equations]
+                line = (str(total), tuple(sorted(group["_key"])))
+                equations[line] = min(slack, equations.get(line, slack))
+    return [(total, list(members), slack) for (total, members), slack in equations.items()]
+
+
+def _distinct_total_bounds(equations: Sequence[tuple[str, list[str], float]]) -> list[LinearRelation]:
+    """A distinct-count Total is at least each of its levels on a line whose other dimensions are all
+    Total (a client counted in an area is counted nationally): ``total - member >= 0``. Only there: in an
+    inner cell (say one substance group) a client can be counted by one area's episode and nationally by
+    another area's episode in another group, so the inner national cell can be below an area's."""
+    out: list[LinearRelation] = []
+    for total, members, slack in equations:
+        if slack > 0 and len(json.loads(total[total.index("{") :])) == 1:  # past any scope: only the period
+            out.extend(LinearRelation(((total, 1.0), (member, -1.0)), lower=0.0) for member in members)
+    return out
 
 
 class AttackModel:
@@ -137,7 +155,10 @@ class AttackModel:
         self, tables: Sequence[MartTable], scopes: Scopes = None, relations: Sequence[LinearRelation] = ()
     ) -> None:
         self.cells = _published_cells(tables, scopes)
-        self.equations = _equations(tables, scopes)
+        lines = _equations(tables, scopes)
+        self.equations = [(total, members) for total, members, _ in lines]
+        self.slacks = [slack for _, _, slack in lines]  # 0: an exact sum; D: a distinct-count Total
+        relations = [*relations, *_distinct_total_bounds(lines)]
         known_keys = set(self.cells["key"])
         for relation in relations:
             missing = [key for key, _ in relation.terms if key not in known_keys]
@@ -176,6 +197,7 @@ class AttackModel:
         carried: Collection[str] = (),
         verdict_only: bool = False,
         public: Collection[str] = (),
+        small_only: bool = False,
     ) -> pd.DataFrame:
         """Integer interval (``lower``, ``upper``: Int64, upper missing when unbounded) of every unknown (NaN)
         key and the verdict. ``reference``: a known feasible point (true values) that lets a caller skip the
@@ -187,7 +209,11 @@ class AttackModel:
         ``carried``: keys hidden in the period's earlier release (public to anyone who kept it); such a cell
         stays hidden in a revision even if it is now zero, so the attacker may assume only 0 for it.
         ``public``: keys whose value an earlier release already published (the same cell, its input
-        unchanged); pinning them reveals nothing new, so they are never judged disclosed."""
+        unchanged); pinning them reveals nothing new, so they are never judged disclosed.
+        ``small_only``: a cell is disclosed only when the attacker proves it 0..k (or cannot prove otherwise
+        in time); an exact value above k reveals no small group (tau-argus and sdcTable protect the
+        sensitive cells, not the complementary ones). Used for a revision against the release it replaces,
+        where the strict rule (no hidden cell pinned, however large) found no pattern."""
         columns = ["key", "lower", "upper", "disclosed", "reason"]
         hidden_keys = sorted(values[values.isna()].index)
         if not hidden_keys:
@@ -207,7 +233,10 @@ class AttackModel:
         coefs: list[float] = []
         rhs: list[float] = []
         rhs_upper: list[float] = []
-        lines = [([(m, 1.0) for m in members] + [(total, -1.0)], 0.0, 0.0) for total, members in self.equations]
+        lines = [
+            ([(m, 1.0) for m in members] + [(total, -1.0)], 0.0, slack)
+            for (total, members), slack in zip(self.equations, self.slacks, strict=True)
+        ]
         extra = [(list(r.terms), r.lower, r.upper) for r in self.relations]
         for terms, low, high in lines + extra:
             involved = [(position[key], c) for key, c in terms if key in position]
@@ -254,8 +283,8 @@ class AttackModel:
             lower[component], upper[component], unproved[component] = self._solve_component(
                 by_column, component, b, b_upper, floor, k, ref, names, verdict_only=verdict_only
             )
-        exact = pinned(lower, upper)
         small = proved_small(upper, k)
+        exact = pinned(lower, upper) & (small if small_only else True)
         reason = np.where(
             exact,
             "exact value recoverable",
@@ -364,13 +393,14 @@ def attack_intervals(
     scopes: Scopes = None,
     relations: Sequence[LinearRelation] = (),
     public: Collection[str] = (),
+    small_only: bool = False,
 ) -> pd.DataFrame:
     """Feasible interval of every suppressed cell (one row per distinct cell key), from the tables alone
     (and, for a revision, the keys the earlier release hid; with ``scopes``/``relations``, several
     populations and what links them, as AttackModel)."""
     model = AttackModel(tables, scopes, relations)
     values = model.cells.assign(value=model.cells["value"]).groupby("key")["value"].first()
-    return model.intervals(values, k=k, zeros=zeros, carried=carried, public=public)
+    return model.intervals(values, k=k, zeros=zeros, carried=carried, public=public, small_only=small_only)
 
 
 def _component_bounds(
@@ -439,19 +469,27 @@ def audit(
     relations: Sequence[LinearRelation] = (),
     report: Collection[int] | None = None,
     public: Collection[str] = (),
+    small_only: bool = False,
 ) -> AuditResult:
     """Audit a set of linked published tables; one row per suppressed cell of each table. ``carried``: the
     keys the period's earlier release hid (a revision keeps them hidden even when now zero). ``scopes`` and
     ``relations``: every population of a release in one system (AttackModel). ``report``: the tables whose
     cells are this release's (positions; default all); the others are context, e.g. an earlier release
     the attacker holds, and are solved with the rest but not reported. ``public``: keys an earlier release
-    already published (AttackModel.intervals)."""
+    already published; ``small_only``: only a cell proved 0..k is disclosed (AttackModel.intervals)."""
     cells = _published_cells(tables, scopes)
     if report is not None:
         cells = cells[cells["table"].isin(list(report))]
     suppressed = cells[cells["value"].isna()].drop(columns=["value", "table"])
     intervals = attack_intervals(
-        tables, k=k, zeros=zeros, carried=carried, scopes=scopes, relations=relations, public=public
+        tables,
+        k=k,
+        zeros=zeros,
+        carried=carried,
+        scopes=scopes,
+        relations=relations,
+        public=public,
+        small_only=small_only,
     )
     result = suppressed.merge(intervals, on="key", how="left")
     if true_counts is not None and len(true_counts):

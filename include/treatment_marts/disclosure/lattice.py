@@ -4,6 +4,13 @@ Every table is additive along every dimension, which gives the *relations* an at
 members of a line sum to its total. Cells shared by linked tables appear once (by canonical key), so a
 relation in one table constrains the same variable in every other table; that is what makes a pattern
 that is safe table by table unsafe across them.
+
+One line is not an exact sum: along a dimension a table declares a distinct-count Total
+(``MartTable.overlap``: the national Total of ``area`` counts a client in two areas once), the members sum
+to the Total plus 0..D. The lattice keeps that line as (total, members) all the same: the suppressor and
+the clean-up reason with the true counts, i.e. as an attacker who knows exactly how far each such Total
+falls short of its members, which is stronger than the real one, so what they accept stays safe; the
+independent audit (audit.py) holds the inequality form and has the last word.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,7 @@ def audit_exposure(
     scopes: Sequence[str | None] | None = None,
     relations: Sequence[LinearRelation] = (),
     public: Collection[str] = (),
+    small_only: bool = False,
 ) -> Exposure:
     """The independent audit's verdict on a suppression mask (the suppressor's `Exposure`): cells whose
     interval it can pin, in key order. The audit derives its equations from the tables themselves;
@@ -79,7 +80,14 @@ def audit_exposure(
     def exposed(suppressed: np.ndarray) -> list[int]:
         published = truth.where(~pd.Series(suppressed, index=lattice.keys))
         intervals = attacker.intervals(
-            published, k=k, zeros=zeros, reference=truth, carried=carried, verdict_only=True, public=public
+            published,
+            k=k,
+            zeros=zeros,
+            reference=truth,
+            carried=carried,
+            verdict_only=True,
+            public=public,
+            small_only=small_only,
         )
         return [index[key] for key in sorted(set(intervals.loc[intervals["disclosed"], "key"]))]
 
@@ -235,6 +243,7 @@ def _settle_release(
         scopes=scopes + [n for n, _ in fixed],
         relations=relations,
         public=public,
+        small_only=bool(context),  # against an earlier release: a cell pinned above k reveals no small group
     )
     settle(suppressor, _through_release(exposure, suppressor, relations, index, context_cell), max_rounds)
     for name in names:
@@ -303,7 +312,7 @@ def _complete(table: MartTable) -> MartTable:
     if "true_count" not in frame.columns:
         raise ValueError(f"context table {table.name}: needs true_count for its hidden cells")
     filled = frame.assign(count=frame["count"].astype("Int64").fillna(frame["true_count"].astype("Int64")))
-    return MartTable(table.name, table.dimensions, filled.drop(columns=["true_count"]))
+    return replace(table, frame=filled.drop(columns=["true_count"]))
 
 
 def _result(tables: Sequence[MartTable], lattice: Lattice, suppressor: Suppressor) -> ProtectionResult:
@@ -319,7 +328,7 @@ def _apply(tables: Sequence[MartTable], lattice: Lattice, suppressed: np.ndarray
         hidden = suppressed[row_cells]
         frame["count"] = frame["count"].astype("Int64").mask(hidden)
         frame["status"] = pd.array(_markers(hidden), dtype="string")
-        out.append(MartTable(table.name, table.dimensions, frame))
+        out.append(replace(table, frame=frame))  # keeps what the table declares (MartTable.overlap)
     return out
 
 

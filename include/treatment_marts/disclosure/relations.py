@@ -83,8 +83,9 @@ def revision_relations(
     Why r from the cells: the attacker of issue 13 knows "how few records changed" in an area; r records
     changed move no cell by more than r, so the largest change of a cell is at most the records changed,
     and giving the attacker that bound makes them at least as strong as one who knows the true number.
-    Cells without ``by`` (national margins) need no relation of their own: every mart is split by area, so
-    they are the sums of area cells in both releases. ``earlier_tables`` carry ``true_count`` for their
+    Cells without ``by`` (national margins) are a group of their own, with r the most any national cell
+    moved: they are not the sums of the area cells (a national cell counts a person once, however many
+    areas treat them; issue 18). ``earlier_tables`` carry ``true_count`` for their
     hidden cells (from the restricted suppression log); the bound is known to the pipeline, never
     published."""
     new, old = _truth(tables), _truth(earlier_tables)
@@ -92,10 +93,9 @@ def revision_relations(
     if any(math.isnan(new[key]) or math.isnan(old[key]) for key in shared):
         raise ValueError("revision relations need every cell's true count (true_count for hidden cells)")
     level = {key: json.loads(key).get(by) for key in shared}
-    moved: dict[str, float] = {}
+    moved: dict[str | None, float] = {}
     for key in shared:
-        if level[key] is not None:
-            moved[level[key]] = max(moved.get(level[key], 0.0), abs(new[key] - old[key]))
+        moved[level[key]] = max(moved.get(level[key], 0.0), abs(new[key] - old[key]))
     return [
         LinearRelation(
             ((scoped_key(scope, key), 1.0), (scoped_key(earlier_scope, key), -1.0)),
@@ -103,7 +103,6 @@ def revision_relations(
             upper=moved[level[key]],
         )
         for key in shared
-        if level[key] is not None
     ]
 
 

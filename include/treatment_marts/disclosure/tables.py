@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
@@ -23,11 +24,18 @@ Zeros = Literal["show", "suppress"]  # whether a zero count is published or prim
 
 @dataclass(frozen=True)
 class MartTable:
-    """One published table in mart format: period, dimension columns, count (Int64), status."""
+    """One published table in mart format: period, dimension columns, count (Int64), status.
+
+    ``overlap``: dimensions whose ``Total`` counts *distinct* clients rather than summing its levels, with
+    D, the number of clients counted in more than one level (a client open in two areas is in both areas'
+    rows and once in the national ``Total``, issue 18). Along such a dimension a line's members sum to
+    between its Total and its Total + D; along every other dimension they sum to it exactly. D is known
+    to the pipeline, never published (the attacker is given it, which can only make them stronger)."""
 
     name: str
     dimensions: tuple[str, ...]
     frame: pd.DataFrame
+    overlap: Mapping[str, int] = field(default_factory=dict)
 
 
 class ProtectionError(RuntimeError):

@@ -1,7 +1,12 @@
 """Build a mart: a long table of distinct-client counts over the full cube of its dimensions, with margins.
 
 Every level of every dimension is listed (zeros included) so that suppression and the audit see the whole
-table an analyst sees; margins are sums of the cells they total, so additivity holds along every dimension.
+table an analyst sees; margins are sums of the cells they total, so additivity holds along every dimension
+but one: the national ``Total`` of ``area`` counts each person once (the rows `populations.NATIONAL`
+marks), while each area counts the clients it treats, so a client open in two areas is in both areas'
+rows and once in the national row. Along ``area`` a line's cells sum to between the national cell and it
+plus D (`populations.national_overlap`); the table says so (disclosure MartTable.overlap), and the audit
+holds that form.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from treatment_marts.core.columns import as_categorical
 from treatment_marts.core.config import SUBSTANCE_GROUPS, AreasConfig, RulesConfig
 from treatment_marts.core.labels import TOTAL
 from treatment_marts.marts.definitions import MartDefinition
-from treatment_marts.marts.populations import REPRESENTATION_LEVELS
+from treatment_marts.marts.populations import NATIONAL, REPRESENTATION_LEVELS, national_clients
 
 
 class MartBuildError(ValueError):
@@ -62,26 +67,44 @@ def _declared(column: pd.Series, dim: str, declared: list[str], mart: str) -> pd
     return coded.set_categories(declared)  # only declared levels are used: codes unchanged
 
 
-def build_mart(clients: pd.DataFrame, mart: MartDefinition, period: str, levels: dict[str, list[str]]) -> pd.DataFrame:
-    """Count clients per cell over the full cube of ``mart.dimensions`` and add every margin."""
-    dims = list(mart.dimensions)
-    frame = pd.DataFrame({dim: _declared(clients[dim], dim, levels[dim], mart.name) for dim in dims})
+def _cube(clients: pd.DataFrame, dims: list[str], levels: dict[str, list[str]], mart: str) -> pd.Series:
+    """Clients per cell over the full cube of ``dims`` (zeros included), indexed by the cell's labels."""
+    if not dims:
+        return pd.Series([len(clients)], index=pd.Index([0]))
+    frame = pd.DataFrame({dim: _declared(clients[dim], dim, levels[dim], mart) for dim in dims})
     # Categorical keys with the declared levels: the group-by lists every cell of the cube (zeros included)
     # in configured order, and works on integer codes rather than strings (a national month is ~1M clients).
     # With observed=False and sort=True the groups are the cartesian product of the categories, in order.
     counts = frame.groupby(dims, observed=False, sort=True).size().to_numpy()
     full = pd.MultiIndex.from_product([levels[d] for d in dims], names=dims)
     if len(counts) != len(full):
-        raise AssertionError(f"mart {mart.name}: {len(counts)} groups for a cube of {len(full)} cells")
-    cells = pd.Series(counts, index=full)
+        raise AssertionError(f"mart {mart}: {len(counts)} groups for a cube of {len(full)} cells")
+    return pd.Series(counts, index=full)
+
+
+def _margin(cells: pd.Series, keep: list[str]) -> pd.DataFrame:
+    if keep:
+        return cells.groupby(level=keep, observed=True).sum().reset_index(name="count")
+    return pd.DataFrame({"count": [int(cells.sum())]})
+
+
+def build_mart(clients: pd.DataFrame, mart: MartDefinition, period: str, levels: dict[str, list[str]]) -> pd.DataFrame:
+    """Count clients per cell over the full cube of ``mart.dimensions`` and add every margin.
+
+    With `populations.NATIONAL` in ``clients`` (one row per client of an area), the cells of an area count
+    every row of it and the national ``Total`` rows count the marked rows only: a person once nationally.
+    A mart without ``area`` is national: the marked rows only."""
+    dims = list(mart.dimensions)
+    national = national_clients(clients) if NATIONAL in clients.columns else clients
+    by_area = "area" in dims and len(national) < len(clients)
+    cells = _cube(clients if "area" in dims else national, dims, levels, mart.name)
+    national_cells = _cube(national, [d for d in dims if d != "area"], levels, mart.name) if by_area else None
 
     pieces = []
     for totalled in product((False, True), repeat=len(dims)):
         keep = [d for d, t in zip(dims, totalled, strict=False) if not t]
-        if keep:
-            piece = cells.groupby(level=keep, observed=True).sum().reset_index(name="count")
-        else:
-            piece = pd.DataFrame({"count": [int(cells.sum())]})
+        nationwide = by_area and "area" not in keep
+        piece = _margin(national_cells, keep) if nationwide and national_cells is not None else _margin(cells, keep)
         for dim, t in zip(dims, totalled, strict=False):
             if t:
                 piece[dim] = TOTAL

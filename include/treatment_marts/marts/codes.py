@@ -3,7 +3,7 @@
 Analysts join marts to ONS, Fingertips or census tables by GSS code, not by name. The code is a pure
 function of the ``area`` label (areas.yaml), so it adds no information and is not a dimension: it is added
 to the protected frames at publish time, after suppression and the audit, which key cells on the
-dimension labels only and never see it. ``Total`` (the sum of the areas in the release) is not an area and
+dimension labels only and never see it. ``Total`` (every area in the release, each client once) is not an area and
 has no code.
 """
 

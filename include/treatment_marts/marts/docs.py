@@ -172,8 +172,13 @@ def render_marts_doc(config_dir: Path) -> str:
         "",
         f"**One margin label: `{TOTAL}`**, in every mart, warehouse table, CSV file and workbook. It is the label the",
         "disclosure code keys margins on, it reads the same in every output, and it stays true in a partial release,",
-        f"where the area `{TOTAL}` is the sum of the areas in the release and not all of England (the workbooks used to",
-        'say "England (all areas)", which that would contradict). The cover and notes of every workbook say what it sums.',
+        f"where the area `{TOTAL}` covers the areas in the release and not all of England (the workbooks used to",
+        'say "England (all areas)", which that would contradict). The cover and notes of every workbook say what it covers.',
+        "",
+        f"**A client in two areas.** Each area counts the clients it treats; the area `{TOTAL}` counts each client once",
+        "(by their latest episode over all areas, as NDTMS counts a client once nationally). So a client open in two",
+        f"areas is in both areas' rows and once in `{TOTAL}`, and the areas can add up to more than `{TOTAL}`. Every other",
+        f"`{TOTAL}` is the exact sum of its categories.",
         "",
         "### Reading every period",
         "",
@@ -203,7 +208,8 @@ def render_marts_doc(config_dir: Path) -> str:
         "",
         "Each file also carries its `period` column, so one `period=.../data.parquet` read on its own is complete.",
         "",
-        f"Unit of count: distinct clients, each counted once per mart by their latest episode in the population. "
+        f"Unit of count: distinct clients, each counted once per mart by their latest episode in the population "
+        f"(once per area that treats them, and once in the national `{TOTAL}`). "
         f"Zeros are {'published' if rules.disclosure.zeros == 'show' else 'suppressed like 1 to k'}.",
         "",
         "## Populations",

@@ -6,7 +6,10 @@ could be differenced out of "Other". So location marts are derived after suppres
 
 * a named site's cell is the sum of the published cells of its area(s);
 * "Other" is the published ``Total`` minus the named sites, the seed's complement ("the rest of
-  England"), which uses the large margins and never a small suppressed area;
+  England"), which uses the large margins and never a small suppressed area. The national Total counts a
+  client once however many areas treat them (issue 18), so "Other" is the clients counted nationally who
+  are not counted at a named site: a client at a named site and at an Other area counts at the site only
+  (and one at two named sites is subtracted twice, so "Other" is exact only when no client is at two);
 * a cell needing a withheld value is withheld (status ``c``), and a derived count of 1 to k is withheld
   too, so the K3 rule holds literally (the value is arithmetic on published cells either way).
 

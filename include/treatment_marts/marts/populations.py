@@ -1,7 +1,15 @@
-"""Populations: who a mart counts in a period, reduced to one row per client.
+"""Populations: who a mart counts in a period, reduced to one row per client of each area.
 
 Counting each client once, by their latest episode in the population, makes every table additive (a
 client cannot sit in two cells of one dimension), which is what margins and the suppression audit assume.
+
+A client is identified within an area (the attributor qualified by area, as NDTMS builds journeys per
+attributor within DAT), so a client open in two areas is a client of both: each area counts the clients
+it treats. Nationally a client is counted once (NDTMS): ``counted_nationally`` marks, per person (the
+attributor without the area, ``person_key``), the row of their latest episode over all areas, and the
+national ``Total`` of the marts counts only those rows (marts/builder.py). So a national cell is at most
+the sum of the areas' cells and at least that sum less D, the clients counted in more than one area
+(`national_overlap`), which the pipeline knows and gives to the attacker (issue 18).
 
 Most populations need only the period's extract. `completions_followed_up` (successful completions not
 re-presenting within 6 months, the PHOF C19-style measure) needs twelve months of extracts: a monthly
@@ -30,6 +38,7 @@ HISTORY_MONTHS = {"completions_followed_up": 12}
 #   starts another in the month is counted by the exit in `exits` and by the later episode in
 #   `in_treatment`, possibly in another cell; `subset_slack` counts such clients.
 SUBSET_OF = {"new_presentations": "in_treatment", "exits": "in_treatment"}
+NATIONAL = "counted_nationally"  # bool column of a population: the row that counts the person nationally
 
 
 def history_months(population: str) -> int:
@@ -104,20 +113,59 @@ def completions_followed_up(history: pd.DataFrame, period: str) -> pd.DataFrame:
     back = back[(back["o_triage"] > back["discharge_date"]) & (back["o_triage"] <= back["discharge_date"] + FOLLOW_UP)]
     came_back = exits["client_key"].isin(set(back["client_key"]))
     exits["representation"] = pd.array([REPRESENTED if b else NOT_REPRESENTED for b in came_back], dtype="string")
-    return exits.reset_index(drop=True)
+    exits = exits.reset_index(drop=True)
+    return mark_counted_nationally(exits, ["discharge_date", "agency_code", "episode_id"])
+
+
+def mark_counted_nationally(clients: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """``clients`` (one row per client of an area) with `NATIONAL`: True on each person's last row by
+    ``order`` (their latest episode over every area), so the national Total counts each person once. A
+    frame without ``person_key`` (no national attributor) counts every row nationally, as before."""
+    if "person_key" not in clients.columns:
+        return clients.assign(**{NATIONAL: True})
+    keys = pd.DataFrame({"person": pd.factorize(clients["person_key"])[0]}, index=clients.index)
+    for column in order:
+        keys[column] = clients[column]
+    ordered = keys.sort_values(list(keys.columns), kind="stable")
+    latest = ordered.index[~ordered["person"].duplicated(keep="last").to_numpy()]
+    return clients.assign(**{NATIONAL: clients.index.isin(latest)})
+
+
+def national_clients(clients: pd.DataFrame) -> pd.DataFrame:
+    """The rows that count each person once nationally (all rows of a frame without `NATIONAL`)."""
+    if NATIONAL not in clients.columns:
+        return clients
+    return clients[clients[NATIONAL].to_numpy(dtype=bool)]
+
+
+def national_overlap(clients: pd.DataFrame) -> int:
+    """D: how many more clients the areas count than the national Total (a person counted in n areas adds
+    n - 1). The sum of the areas' cells of any mart cell exceeds its national cell by 0..D. Known to the
+    pipeline, never published (and derivable from published grand totals anyway)."""
+    return int(len(clients) - len(national_clients(clients)))
 
 
 def subset_slack(subset_clients: pd.DataFrame, superset_clients: pd.DataFrame) -> int:
     """Clients of a subset population not counted by the same episode in the superset (so possibly in
-    another cell of it): the slack of `SUBSET_OF`'s cell relations. Known to the pipeline, never published."""
+    another cell of it): the slack of `SUBSET_OF`'s cell relations, for the areas' cells and for the
+    national cells (each counts a person by one row, `national_clients`), whichever is larger. Known to the
+    pipeline, never published."""
     key = ["client_key", "agency_code", "episode_id"]
-    counted = superset_clients[key].drop_duplicates()
-    matched = subset_clients[key].merge(counted, on=key, how="left", indicator=True)
-    return int((matched["_merge"] == "left_only").sum())
+
+    def unmatched(subset: pd.DataFrame, superset: pd.DataFrame) -> int:
+        counted = superset[key].drop_duplicates()
+        matched = subset[key].merge(counted, on=key, how="left", indicator=True)
+        return int((matched["_merge"] == "left_only").sum())
+
+    return max(
+        unmatched(subset_clients, superset_clients),
+        unmatched(national_clients(subset_clients), national_clients(superset_clients)),
+    )
 
 
 def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.DataFrame:
-    """One row per client: their latest episode (by triage date, then agency and episode id) in the population.
+    """One row per client of an area: their latest episode there (by triage date, then agency and episode
+    id) in the population, with `NATIONAL` on each person's latest row over all areas.
 
     For ``completions_followed_up`` the frame is the twelve months' history (see ``history_months``).
     """
@@ -138,4 +186,5 @@ def select_population(frame: pd.DataFrame, population: str, period: str) -> pd.D
     )
     ordered = keys.sort_values(list(keys.columns), kind="stable")
     latest = ordered.index[~ordered["client"].duplicated(keep="last").to_numpy()]
-    return episodes.loc[latest].reset_index(drop=True)
+    clients = episodes.loc[latest].reset_index(drop=True)
+    return mark_counted_nationally(clients, ["triage_date", "agency_code", "episode_id"])

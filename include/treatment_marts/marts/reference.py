@@ -84,9 +84,16 @@ def calibrate_extract(
     ``recoded`` is ``recode(extract).frame`` (same pseudonym key the pipeline will use). Per (location,
     cohort) the first N clients by pseudonymous key are kept (deterministic, unrelated to any attribute);
     clients outside the four cohorts are all kept, so the check also proves they leave the denominator.
-    Every episode of a kept client is kept, so the pipeline picks the same latest episode again.
+    Every episode of a kept client is kept, so the pipeline picks the same latest episode again; people
+    in treatment in two areas are left out (issue 18: they count once nationally).
     """
     clients = select_population(recoded, "in_treatment", period)
+    if "person_key" in clients.columns:
+        # A person in treatment in two areas counts in both areas and once nationally, so "Other" (national
+        # minus named sites) would not count them where the allocation does: the reference keeps only
+        # people of one area, for whom every definition agrees.
+        areas_of = clients.groupby("person_key", observed=True)["area"].transform("nunique")
+        clients = clients[(areas_of == 1).to_numpy()]
     keep: list[pd.Series] = [clients.loc[~clients["substance_group_key"].isin(reference.cohorts), "client_key"]]
     for (location, group), wanted in reference.targets().items():
         pool = clients[(clients["location"] == location) & (clients["substance_group_key"] == group)]
@@ -109,8 +116,10 @@ def table1_from_mart(
     """Table 1 from a *published* area x substance group (x sex) mart: counts and percentages by location.
 
     Named sites are their area's row; "Other" is the national Total minus the named sites (the seed's
-    complement), which uses only large published margins, never a suppressed small area. A location
-    with a suppressed count needed here comes out as null rather than a guess.
+    complement), which uses only large published margins, never a suppressed small area. The national
+    Total counts a client in two areas once (issue 18), so "Other" is the clients counted nationally and
+    not at a named site, as in marts/location.py. A location with a suppressed count needed here comes out
+    as null rather than a guess.
     """
     rows = mart
     for dim in [

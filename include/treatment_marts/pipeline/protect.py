@@ -32,7 +32,7 @@ from treatment_marts.deidentify.recode import RecodeResult, recode
 from treatment_marts.ingest.land import ExtractError, read_landed
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.definitions import MartsConfig
-from treatment_marts.marts.populations import history_months
+from treatment_marts.marts.populations import history_months, national_overlap
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pipeline.history import store_month
@@ -289,6 +289,120 @@ def assert_k_safe(frame: pd.DataFrame, name: str, k: int) -> None:
         )
 
 
+EARLIER_SCOPE = "earlier:"  # scope prefix of the period's current release in the revision's attack model
+
+
+def earlier_release_context(
+    settings: Settings, period: Period, tables: dict[str, list[MartTable]]
+) -> dict[str, list[MartTable]]:
+    """The period's current public release as an attacker who kept it holds it, per population (scoped
+    ``earlier:<population>``): its published marts of the populations being protected, each withheld cell
+    with its true count (``true_count``) from that run's restricted suppression log, so the revision can be
+    protected together with it (disclosure.protect.protect_release ``context``). {} before a first release.
+
+    The log is read from the run folder the public manifest names, not the period's suppression-log link
+    (which can go missing); without it the revision is refused, since its difference cannot be protected."""
+    from treatment_marts.disclosure.tables import MartTable, table_cell
+
+    manifest = current_release_manifest(settings, period)
+    if manifest is None:
+        return {}
+    run_id = str(manifest.get("run_id"))
+    log_path = run_dir(settings, RunId.parse(run_id)) / "suppression_log.parquet"
+    try:
+        log = pd.read_parquet(log_path, columns=["mart", "cell", "true_count"])
+    except (OSError, ValueError) as exc:
+        raise EarlierReleaseUnreadable(
+            f"period {period}: the restricted suppression log of the current release (run {run_id}) cannot be "
+            f"read ({type(exc).__name__}) at {log_path}; a revision is protected together with the release it "
+            "replaces and needs its withheld counts: restore the run folder from backup, then re-run"
+        ) from None
+    truth = {(str(m), str(c)): int(v) for m, c, v in zip(log["mart"], log["cell"], log["true_count"], strict=True)}
+    published = set(str(m) for m in manifest["marts"])
+    context: dict[str, list[MartTable]] = {}
+    for population, current in tables.items():
+        held = []
+        for table in current:
+            path = settings.public_dir / "marts" / table.name / f"period={period}" / "data.parquet"
+            if table.name not in published or not path.exists():
+                continue  # a mart new in this revision: nothing earlier to difference it against
+            dims = list(table.dimensions)
+            frame = pd.read_parquet(path, columns=["period", *dims, "count", "status"])
+            for column in ("period", *dims):
+                frame[column] = frame[column].astype("string")
+            cells = [table_cell(dict(zip(dims, row, strict=True))) for row in frame[dims].itertuples(index=False)]
+            hidden = frame["count"].isna().to_numpy()
+            missing = [c for c, h in zip(cells, hidden, strict=True) if h and (table.name, c) not in truth]
+            if missing:
+                raise EarlierReleaseUnreadable(
+                    f"period {period}: the suppression log of run {run_id} lacks {len(missing)} withheld cell(s) "
+                    f"of {table.name}; restore the run folder from backup, then re-run"
+                )
+            true = [truth.get((table.name, c)) if h else None for c, h in zip(cells, hidden, strict=True)]
+            frame["count"] = frame["count"].astype("Int64")
+            frame["true_count"] = pd.array(true, dtype="Int64")
+            complete = frame["count"].fillna(frame["true_count"])
+            held.append(MartTable(table.name, table.dimensions, frame, overlap=_overlap_of(frame, dims, complete)))
+        if held:
+            context[f"{EARLIER_SCOPE}{population}"] = held
+    return context
+
+
+def _overlap_of(frame: pd.DataFrame, dims: list[str], counts: pd.Series) -> dict[str, int]:
+    """D of an earlier table (its areas' grand totals less its national one), from its true counts."""
+    if "area" not in dims:
+        return {}
+    others = [d for d in dims if d != "area"]
+    grand = frame[others].eq(TOTAL).all(axis=1) if others else pd.Series(True, index=frame.index)
+    national = counts[grand & frame["area"].eq(TOTAL)]
+    areas = counts[grand & frame["area"].ne(TOTAL)]
+    overlap = int(areas.sum()) - int(national.sum())
+    return {"area": overlap} if overlap > 0 else {}
+
+
+def revision_context_relations(
+    tables: dict[str, list[MartTable]], context: dict[str, list[MartTable]]
+) -> list[LinearRelation]:
+    """What an attacker holding the release a revision replaces knows of each cell both publish: the
+    revision's cell is within r of the earlier one, r per area (disclosure.relations.revision_relations)."""
+    from treatment_marts.disclosure.relations import revision_relations
+
+    relations: list[LinearRelation] = []
+    for population, current in tables.items():
+        held = context.get(f"{EARLIER_SCOPE}{population}")
+        if held:
+            names = {t.name for t in held}
+            mine = [t for t in current if t.name in names]
+            relations.extend(revision_relations(population, mine, f"{EARLIER_SCOPE}{population}", held))
+    return relations
+
+
+def _as_published(
+    context: dict[str, list[MartTable]], relations: list[LinearRelation]
+) -> tuple[list[MartTable], list[str | None], set[str], set[str]]:
+    """The earlier release as the final audit's attacker holds it: its public tables (no true counts), their
+    scopes, the revision's keys whose value it already published (disclosure.relations.published_through),
+    and its withheld zeros (carried forward there: the attacker knows only >= 0 for them)."""
+    from dataclasses import replace
+
+    from treatment_marts.disclosure.relations import published_through, table_keys
+    from treatment_marts.disclosure.tables import scoped_key
+
+    held: list[MartTable] = []
+    scopes: list[str | None] = []
+    shown: set[str] = set()
+    zeros: set[str] = set()
+    for scope, tables in context.items():
+        for table in tables:
+            frame = table.frame
+            hidden_zero = frame["count"].isna() & frame["true_count"].eq(0).fillna(False)
+            zeros |= {scoped_key(scope, k) for k in table_keys([replace(table, frame=frame[hidden_zero])])}
+            shown |= {scoped_key(scope, k) for k in table_keys([replace(table, frame=frame[frame["count"].notna()])])}
+            held.append(replace(table, frame=frame.drop(columns=["true_count"])))
+            scopes.append(scope)
+    return held, scopes, published_through(relations, shown), zeros
+
+
 def population_relations(tables: dict[str, list[MartTable]], clients: dict[str, pd.DataFrame]) -> list[LinearRelation]:
     """What the attacker knows across the populations of one release: a subset population (marts/
     populations.SUBSET_OF) is at most its superset in every cell both publish, up to the clients the two
@@ -514,9 +628,15 @@ def month_populations(
                 continue
         sources[population] = source
         clients[population] = select_population(source, population, period)
+        # A client open in two areas is in both areas' rows and once in the national Total: the audit holds
+        # "areas sum to national + 0..D" along area (D never published; docs/disclosure.md, issue 18).
+        overlap = national_overlap(clients[population])
         tables[population] = [
             MartTable(
-                name=d.name, dimensions=tuple(d.dimensions), frame=build_mart(clients[population], d, period, levels)
+                name=d.name,
+                dimensions=tuple(d.dimensions),
+                frame=build_mart(clients[population], d, period, levels),
+                overlap={"area": overlap} if overlap and "area" in d.dimensions else {},
             )
             for d in definitions
         ]
@@ -566,10 +686,12 @@ def protect_populations(
     }
     month_relations = population_relations(tables, clients)
     bounded = completion_relations(settings, tables, sources, period, marts_config, levels)
+    # A revision is protected together with the release it replaces (docs/disclosure.md, "Across releases"):
+    # the attacker holds both, and each area's cells moved by at most r between them.
+    replaced = earlier_release_context(settings, period, tables)
+    month_relations += revision_context_relations(tables, replaced)
+    month_context = {**windows.month_context, **replaced}
 
-    # Not yet: a revision protected together with the release it replaces (disclosure.protect.protect_release
-    # with ``context`` and disclosure.relations.revision_relations). At pipeline scale the joint repair under the
-    # strict rule (no hidden cell pinned) ran past 15 minutes or found no pattern; docs/disclosure.md.
     def protect_months(extra: list[LinearRelation]) -> dict[str, ProtectionResult]:
         return protect_release(
             tables,
@@ -578,7 +700,7 @@ def protect_populations(
             zeros=rules.disclosure.zeros,
             carried={name: earlier[name] for name in tables},
             cleanup_audits=rules.disclosure.cleanup_audits,
-            context=windows.month_context or None,
+            context=month_context or None,
         )
 
     try:
@@ -597,7 +719,10 @@ def protect_populations(
                     for d in populations[COMPLETIONS]
                 }
             )
-            month_relations, bounded = population_relations(tables, clients), []
+            replaced.pop(f"{EARLIER_SCOPE}{COMPLETIONS}", None)
+            month_context.pop(f"{EARLIER_SCOPE}{COMPLETIONS}", None)
+            month_relations = population_relations(tables, clients) + revision_context_relations(tables, replaced)
+            bounded = []
             protected = protect_months([])
         if multi:
             protected.update(
@@ -621,17 +746,23 @@ def protect_populations(
     released = [t for p in order for t in protected[p].tables]
     scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
     logs = [protected[p].log for p in order]
-    # Earlier releases the windows overlap are context: solved with this release, not reported.
-    held = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
+    # Earlier releases are context: the release a revision replaces (as published, with the cells it
+    # already published) and the releases the windows overlap; solved with this release, not reported.
+    held, held_scopes, public, zero_held = _as_published(replaced, relations)
+    overlapping = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
+    held += [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in overlapping]
+    held_scopes += [name for name, _ in overlapping]
     result = audit(
-        released + [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in held],
+        released + held,
         k=rules.disclosure.k,
         zeros=rules.disclosure.zeros,
         true_counts=pd.concat(logs, ignore_index=True) if logs else None,
-        carried={scoped_key(p, key) for p in order for key in earlier[p]},
-        scopes=scopes + [name for name, _ in held],
+        carried={scoped_key(p, key) for p in order for key in earlier[p]} | zero_held,
+        scopes=scopes + held_scopes,
         relations=relations,
-        report=range(len(released)) if held else None,
+        report=range(len(released)),
+        public=public,
+        small_only=bool(replaced),
     )
     out.intervals.append(result.intervals)
     if not result.passed:

@@ -3,8 +3,8 @@ GSS standard for releasing statistics in spreadsheets (publish/workbook.py: cove
 notes, one table per sheet, numbers as numbers with [c]/[z]/[x] shorthand).
 
 The margin label is `Total` everywhere (marts, warehouse, CSV, workbooks): one label that every output
-and the disclosure code share, and true in a partial release (it is the sum of the areas in the release,
-which "England" would not be). Every text cell is neutralised against spreadsheet formula injection
+and the disclosure code share, and true in a partial release (it covers the areas in the release, which
+"England" would not be). Every text cell is neutralised against spreadsheet formula injection
 before it is written, whatever its origin.
 """
 
@@ -145,7 +145,11 @@ def _month(period: str) -> str:
     return pd.Timestamp(f"{period}-01").strftime("%B %Y")
 
 
-UNIT = "Unit: distinct adults (clients), each counted once by their latest episode in the period."
+UNIT = (
+    "Unit: distinct adults (clients), each counted once by their latest episode in the period: once in each area "
+    "that treats them, and once in the Total. A client in treatment in two areas is in both areas' figures, so the "
+    "areas can add up to more than the Total."
+)
 SUPPRESSION = (
     "Suppression (K3 rule): counts of {k} or fewer individuals are suppressed (primary suppression), and further "
     "cells are suppressed (secondary suppression) so that suppressed values cannot be worked out from totals or "
@@ -158,8 +162,9 @@ SHORTHAND = (
 )
 TOTAL_NOTE = (
     f"'{TOTAL}' is the margin label in every table, CSV file, Parquet mart and warehouse table: the sum over "
-    "every category of that column. For the area it is the sum of every area in the release (the national "
-    "comparator); it has no area code."
+    "every category of that column. For the area it is every area in the release (the national comparator), "
+    "counting each adult once: an adult in treatment in two areas is in both areas and once in the Total, so the "
+    "areas can add up to more than it. It has no area code."
 )
 PERCENT_NOTE = (
     "Percentage: the cell's share of its total along one column (the row where that column is Total), "
