@@ -230,7 +230,11 @@ def wildcard_group_sizes(
     if frame.empty:
         return pd.Series(dtype="int64", index=frame.index)
     values = frame[qis].astype("object").where(frame[qis].notna(), "\x00null")
-    distinct = values.value_counts(dropna=False, sort=False).reset_index(name="n")
+    record = _record_ids(values)  # each record's distinct record, in order of first appearance
+    first = np.full(int(record.max()) + 1, len(record), dtype=np.int64)
+    np.minimum.at(first, record, np.arange(len(record)))
+    distinct = values.iloc[first].reset_index(drop=True)
+    distinct["n"] = np.bincount(record)
     wildcard = (distinct[qis] == suppressed_value).to_numpy()
     has_wildcard = wildcard.any(axis=1)
     if method == "auto":
@@ -239,8 +243,17 @@ def wildcard_group_sizes(
         sizes = _pairwise_sizes(distinct, qis, wildcard)
     else:
         sizes = _pattern_sizes(distinct, qis, wildcard)
-    lookup = pd.Series(sizes, index=pd.MultiIndex.from_frame(distinct[qis]))
-    return pd.Series(lookup.reindex(pd.MultiIndex.from_frame(values)).to_numpy(), index=frame.index, dtype="int64")
+    return pd.Series(np.asarray(sizes)[record], index=frame.index, dtype="int64")
+
+
+def _record_ids(values: pd.DataFrame) -> np.ndarray:
+    """0..d-1 per row, equal for rows equal on every column: column by column, each pair (ids so far,
+    column value) factorised again so the ids stay small."""
+    ids = np.zeros(len(values), dtype=np.int64)
+    for column in values.columns:
+        codes, uniques = pd.factorize(values[column])
+        ids, _ = pd.factorize(ids * len(uniques) + codes)
+    return ids
 
 
 def _pairwise_sizes(distinct: pd.DataFrame, qis: list[str], wildcard: np.ndarray, chunk: int = 1024) -> np.ndarray:
