@@ -97,30 +97,54 @@ def _patterns(codes: np.ndarray) -> np.ndarray:
     return (codes == 0).astype(np.int64) @ bits
 
 
+def _rows_by_pattern(patterns: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(pattern, positions of its rows in order) for each distinct pattern, smallest first: one stable
+    sort instead of a comparison of every row with every pattern."""
+    order = np.argsort(patterns, kind="stable")
+    values, starts = np.unique(patterns[order], return_index=True)
+    ends = [*starts[1:], len(order)]
+    return [(int(v), order[a:b]) for v, a, b in zip(values, starts, ends, strict=True)]
+
+
+def _distinct(codes: np.ndarray, multipliers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct rows, how many rows each stands for, each row's position among them): the counts are
+    the same for equal rows, so they are computed once per distinct combination. The mixed-radix key is
+    one integer per combination (0, suppressed, included), hashed rather than sorted."""
+    inverse, uniques = pd.factorize(codes @ multipliers)
+    some_row = np.empty(len(uniques), dtype=np.int64)
+    some_row[inverse] = np.arange(len(inverse))  # any row of a combination stands for all of them
+    return codes[some_row], np.bincount(inverse, minlength=len(uniques)), inverse
+
+
 def _compatible_counts(data: np.ndarray, query: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
     """For each query row, how many data rows agree with it on every column neither has suppressed.
 
     Rows are grouped by suppression pattern; for a pair of patterns (P, P') the rows match exactly on the
-    columns outside P | P', which is one hash join of integer keys. Few patterns occur, so this is a handful
-    of vectorised value counts however many rows there are."""
+    columns outside P | P', which is one join of integer keys. Few patterns occur, and both sides are
+    first reduced to their distinct rows (tens of thousands of combinations for a national month's
+    hundreds of thousands of records), so this is a handful of vectorised sorts however many rows there are."""
     out = np.zeros(len(query), dtype=np.int64)
     if len(query) == 0 or len(data) == 0:
         return out
     q = data.shape[1]
-    data_patterns, query_patterns = _patterns(data), _patterns(query)
-    data_groups = {int(p): data[data_patterns == p] for p in np.unique(data_patterns)}
-    cache: dict[tuple[int, int], pd.Series] = {}
-    for p in np.unique(query_patterns):
-        rows = np.flatnonzero(query_patterns == p)
-        for p2, group in data_groups.items():
-            union = int(p) | p2
+    data_rows, data_weights, _ = _distinct(data, multipliers)
+    query_rows, _, query_inverse = _distinct(query, multipliers)
+    data_groups = {p: (data_rows[rows], data_weights[rows]) for p, rows in _rows_by_pattern(_patterns(data_rows))}
+    counted = np.zeros(len(query_rows), dtype=np.int64)
+    cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    for p, rows in _rows_by_pattern(_patterns(query_rows)):
+        for p2, (group, weights) in data_groups.items():
+            union = p | p2
             keep = np.array([0 if union >> j & 1 else 1 for j in range(q)], dtype=np.int64) * multipliers
             if (p2, union) not in cache:
-                cache[(p2, union)] = pd.Series(group @ keep).value_counts(sort=False)
-            counts = cache[(p2, union)]
-            position = counts.index.get_indexer(query[rows] @ keep)
-            out[rows] += np.where(position >= 0, counts.to_numpy()[position], 0)
-    return out
+                keys, position = np.unique(group @ keep, return_inverse=True)
+                totals = np.bincount(position.reshape(-1), weights=weights, minlength=len(keys))
+                cache[(p2, union)] = keys, np.rint(totals).astype(np.int64)  # float sums, exact below 2**53
+            keys, totals = cache[(p2, union)]
+            wanted = query_rows[rows] @ keep
+            at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+            counted[rows] += np.where(keys[at] == wanted, totals[at], 0)
+    return counted[query_inverse]
 
 
 # --- local suppression --------------------------------------------------------------------------------
@@ -206,7 +230,11 @@ def wildcard_group_sizes(
     if frame.empty:
         return pd.Series(dtype="int64", index=frame.index)
     values = frame[qis].astype("object").where(frame[qis].notna(), "\x00null")
-    distinct = values.value_counts(dropna=False, sort=False).reset_index(name="n")
+    record = _record_ids(values)  # each record's distinct record, in order of first appearance
+    first = np.full(int(record.max()) + 1, len(record), dtype=np.int64)
+    np.minimum.at(first, record, np.arange(len(record)))
+    distinct = values.iloc[first].reset_index(drop=True)
+    distinct["n"] = np.bincount(record)
     wildcard = (distinct[qis] == suppressed_value).to_numpy()
     has_wildcard = wildcard.any(axis=1)
     if method == "auto":
@@ -215,8 +243,17 @@ def wildcard_group_sizes(
         sizes = _pairwise_sizes(distinct, qis, wildcard)
     else:
         sizes = _pattern_sizes(distinct, qis, wildcard)
-    lookup = pd.Series(sizes, index=pd.MultiIndex.from_frame(distinct[qis]))
-    return pd.Series(lookup.reindex(pd.MultiIndex.from_frame(values)).to_numpy(), index=frame.index, dtype="int64")
+    return pd.Series(np.asarray(sizes)[record], index=frame.index, dtype="int64")
+
+
+def _record_ids(values: pd.DataFrame) -> np.ndarray:
+    """0..d-1 per row, equal for rows equal on every column: column by column, each pair (ids so far,
+    column value) factorised again so the ids stay small."""
+    ids = np.zeros(len(values), dtype=np.int64)
+    for column in values.columns:
+        codes, uniques = pd.factorize(values[column])
+        ids, _ = pd.factorize(ids * len(uniques) + codes)
+    return ids
 
 
 def _pairwise_sizes(distinct: pd.DataFrame, qis: list[str], wildcard: np.ndarray, chunk: int = 1024) -> np.ndarray:

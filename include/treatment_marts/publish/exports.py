@@ -77,13 +77,6 @@ def _presentable(frame: pd.DataFrame, marker: str, percent_of: str | None = None
     return out
 
 
-def _for_area(frame: pd.DataFrame, area: str) -> pd.DataFrame:
-    """The area's rows beside the national comparator (area = Total); a table without areas whole."""
-    if "area" not in frame.columns:
-        return frame
-    return frame[frame["area"].isin([area, TOTAL]).fillna(False)].reset_index(drop=True)
-
-
 HEADERS = {
     "area": "Area",
     "area_code": "Area code",
@@ -216,8 +209,33 @@ def _notes(text: ExportText, marts: dict[str, pd.DataFrame]) -> tuple[list[Note]
     return [Note(n.key, str(neutralise_formula(n.text))) for n in notes], keys
 
 
-def area_book(area: str, marts: dict[str, pd.DataFrame], text: ExportText) -> Book:
-    """The workbook of one area: its rows beside Total in every mart, with cover and numbered notes."""
+def mart_cells(marts: dict[str, pd.DataFrame], text: ExportText) -> dict[str, pd.DataFrame]:
+    """:func:`table_cells` of every whole mart, computed once for all the area workbooks.
+
+    An area's sheet is the rows of its mart cells where the area is itself or Total (:func:`area_rows`):
+    every figure's shorthand depends only on its own row and its percentage base, and a base row has the
+    same area as the row (or is the Total area), so it is in the same area's rows."""
+    return {
+        name: table_cells(frame.reset_index(drop=True), text.marker, text.percent_of.get(name))
+        for name, frame in marts.items()
+    }
+
+
+def area_rows(frame: pd.DataFrame, cells: pd.DataFrame, area: str) -> pd.DataFrame:
+    """The cells of ``frame``'s rows for ``area`` and the national comparator (all rows without areas)."""
+    if "area" not in frame.columns:
+        return cells
+    keep = frame["area"].isin([area, TOTAL]).fillna(False).to_numpy(dtype=bool)
+    return cells[keep].reset_index(drop=True)
+
+
+def area_book(
+    area: str, marts: dict[str, pd.DataFrame], text: ExportText, cells: dict[str, pd.DataFrame] | None = None
+) -> Book:
+    """The workbook of one area: its rows beside Total in every mart, with cover and numbered notes.
+
+    ``cells`` is :func:`mart_cells` of ``marts`` (computed here when not given)."""
+    cells = cells if cells is not None else mart_cells(marts, text)
     notes, caveat_keys = _notes(text, marts)
     left_out = list(text.manifest.get("areas_left_out") or [])
     month = _month(text.period)
@@ -233,7 +251,7 @@ def area_book(area: str, marts: dict[str, pd.DataFrame], text: ExportText) -> Bo
                 name=text.sheets.get(name) or f"Table {number}",
                 table_name=name,
                 title=str(neutralise_formula(f"{title}, {scope}, {month}")),
-                frame=table_cells(_for_area(frame, area), text.marker, text.percent_of.get(name)),
+                frame=area_rows(frame, cells[name], area),
                 notes=refs,
             )
         )
@@ -299,8 +317,9 @@ def write_export_files(
         marker=marker,
         publication={**DEFAULT_PUBLICATION, **(publication or {})},
     )
+    cells = mart_cells(marts, text)
     for area in areas:
-        book = area_book(area, marts, text)
+        book = area_book(area, marts, text, cells)
         safe_area = "".join(ch if ch.isalnum() else "_" for ch in area)
         write_xlsx(book, folder / f"{safe_area}_{period}.xlsx")
         write_ods(book, folder / f"{safe_area}_{period}.ods")
