@@ -349,6 +349,7 @@ def protect_populations(
             zeros=rules.disclosure.zeros,
             carried=earlier,
             cleanup_audits=rules.disclosure.cleanup_audits,
+            complements=rules.disclosure.complements,
         )
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
