@@ -152,6 +152,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from treatment_marts.ops.bench import main as bench_main
 
+    if args.loss:
+        from treatment_marts.ops.bench import loss_main
+
+        return loss_main(Path(args.json) if args.json else None, args.seed)
     if args.optimal_gap:
         from treatment_marts.disclosure.optimal_gap import gap_on_random_tables, summarise_gap
 
@@ -288,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--load-clients", type=int, metavar="N", help="with --load: adults per month (default: areas.yaml sizes)"
     )
+    bench.add_argument(
+        "--loss",
+        action="store_true",
+        help="instead: information loss (issue 14's figures) on a generated default month, and protect-stage time",
+    )
+    bench.add_argument("--seed", type=int, default=20240101, help="with --loss: the generated month's seed")
     bench.set_defaults(func=cmd_bench)
 
     where = sub.add_parser("where", help="print where a period's outputs are")

@@ -68,6 +68,15 @@ def test_cleanup_budget_is_validated(config_copy: Path) -> None:
     assert load_rules(config_copy).disclosure.cleanup_audits == 0  # off: the greedy pattern as it is
 
 
+def test_complementary_choice_is_one_of_the_named_methods(config_copy: Path) -> None:
+    assert load_rules(CONFIG).disclosure.complements == "greedy"  # the shipped default (issue 14's evidence)
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(complements="fastest"))
+    with pytest.raises(ConfigError, match="disclosure.complements"):
+        load_rules(config_copy)
+    edit(config_copy / "rules.yaml", lambda d: d["disclosure"].update(complements="optimal"))
+    assert load_rules(config_copy).disclosure.complements == "optimal"
+
+
 def test_substance_mix_must_be_a_distribution(config_copy: Path) -> None:
     edit(config_copy / "areas.yaml", lambda d: d["areas"][0]["substance_mix"].update(alcohol_only=0.9))
     with pytest.raises(ConfigError, match="substance_mix sums to"):

@@ -81,3 +81,38 @@ def test_goals_are_judged_on_the_largest_month_and_the_worst_peak() -> None:
     assert judged["x"]["measured"] == 9.5 and judged["x"]["met"]
     assert judged["MB"]["measured"] == 3500.0 and not judged["MB"]["met"]
     assert judged["b"]["measured"] == 1.0 and judged["b"]["met"]
+
+
+def test_bench_loss_figures_are_the_sums_and_extremes_of_the_staged_release(tmp_path: Path) -> None:
+    """`bench --loss` reads the staged release's restricted records (the whole command takes minutes: it
+    protects a default-size month, so it is run by hand, not here)."""
+    import pandas as pd
+
+    from treatment_marts.ops.bench import loss_figures
+
+    a, b = '{"area": "A", "period": "2024-03", "sex": "Male"}', '{"area": "B", "period": "2024-03", "sex": "Male"}'
+    pd.DataFrame(
+        {
+            "mart": ["in_treatment_x", "in_treatment_y", "in_treatment_y", "exits_z"],
+            "key": [a, a, b, a],
+            "true_count": [2, 2, 40, 1],
+            "suppression": ["primary", "primary", "secondary", "primary"],
+            "population": ["in_treatment", "in_treatment", "in_treatment", "exits"],
+        }
+    ).to_parquet(tmp_path / "suppression_log.parquet")
+    pd.DataFrame(
+        {
+            "mart": ["in_treatment_x", "in_treatment_y", "in_treatment_w", "exits_z"],
+            "cells": [10, 20, 5, 8],
+            "suppressed_cells": [1, 2, 0, 1],
+            "individuals_hidden": [2, 42, 0, 1],
+            "share_hidden": [0.01, 0.2, 0.0, 0.5],
+        }
+    ).to_parquet(tmp_path / "information_loss.parquet")
+    figures = loss_figures(tmp_path)
+    assert figures["in_treatment_individuals_hidden"] == 44
+    # a cell shared by two linked marts is one suppressed cell
+    assert (figures["in_treatment_cells_suppressed"], figures["in_treatment_primary"]) == (2, 1)
+    assert figures["in_treatment_median_percent_hidden"] == 1.0
+    assert figures["in_treatment_max_percent_hidden"] == 20.0
+    assert figures["flow_max_percent_hidden"] == 50.0

@@ -113,6 +113,11 @@ class DisclosureRules(_Strict):
         le=10_000,
         description="clean-up of redundant secondary suppressions: audits per set of linked tables (0: off)",
     )
+    complements: Literal["greedy", "optimal"] = Field(
+        default="greedy",
+        description="complementary choice: greedy line by line, or start from the minimum-cost pattern of "
+        "every small table (a HiGHS MIP, disclosure/optimal.py); the greedy repair, audit and clean-up follow",
+    )
 
     @model_validator(mode="after")
     def _k_floor(self) -> DisclosureRules:

@@ -1,7 +1,8 @@
 """Aggregate protection of linked tables: the one place that composes the disclosure core.
 
-primary (primary.py: K3 hides counts of 1..k) -> secondary (secondary.py: complementary cells until every
-relation is safe and the attacker pins nothing) -> clean-up (cleanup.py: publish complementary cells the
+primary (primary.py: K3 hides counts of 1..k) -> secondary (optimal.py, when configured: the minimum-cost
+complements of every small table; secondary.py: complementary cells until every relation is safe and the
+attacker pins nothing) -> clean-up (cleanup.py: publish complementary cells the
 finished pattern no longer needs) -> the independent audit (audit.py) has the last word on the clean-up.
 Then the mart tables, the suppression log (restricted: every hidden cell, its true count, primary or
 secondary and why) and the information loss per mart.
@@ -20,6 +21,7 @@ from treatment_marts.core.labels import TOTAL
 from treatment_marts.disclosure.audit import AttackModel
 from treatment_marts.disclosure.cleanup import clean_up
 from treatment_marts.disclosure.lattice import Lattice, build_lattice
+from treatment_marts.disclosure.optimal import Complements, choose_complements
 from treatment_marts.disclosure.relations import published_through
 from treatment_marts.disclosure.secondary import Exposure, Suppressor, settle
 from treatment_marts.disclosure.tables import (
@@ -102,6 +104,7 @@ def protect(
     max_rounds: int = 200,
     carried: Collection[str] = (),
     cleanup_audits: int = DEFAULT_CLEANUP_AUDITS,
+    complements: Complements = "greedy",
 ) -> ProtectionResult:
     """Suppress cells of linked tables so no suppressed value is recoverable (checked by the audit).
 
@@ -110,10 +113,12 @@ def protect(
     even when a cell is now zero (the attacker, who may hold the earlier release, then knows only >= 0).
     Keys not in these tables (another population, a changed rule set) are ignored.
     ``cleanup_audits``: the clean-up's budget of audits (cleanup.py; 0 keeps the greedy pattern as it is).
+    ``complements``: "optimal" starts from the minimum-cost pattern of every small table (optimal.py), then
+    the greedy repair, widening and clean-up as for "greedy".
     """
     if not tables:
         return ProtectionResult([], _empty_log(), _loss([], _empty_log()))
-    lattice, suppressor = _suppress(tables, k, zeros, max_rounds, carried, cleanup_audits)
+    lattice, suppressor = _suppress(tables, k, zeros, max_rounds, carried, cleanup_audits, complements)
     return _result(tables, lattice, suppressor)
 
 
@@ -127,6 +132,7 @@ def protect_release(
     carried: Mapping[str, Collection[str]] | None = None,
     cleanup_audits: int = DEFAULT_CLEANUP_AUDITS,
     context: Mapping[str, Sequence[MartTable]] | None = None,
+    complements: Complements = "greedy",
 ) -> dict[str, ProtectionResult]:
     """Protect every population of a release against one attacker who holds them all.
 
@@ -147,7 +153,7 @@ def protect_release(
         if not tables:
             continue
         try:
-            parts[name] = _suppress(tables, k, zeros, max_rounds, carried.get(name, ()), cleanup_audits)
+            parts[name] = _suppress(tables, k, zeros, max_rounds, carried.get(name, ()), cleanup_audits, complements)
         except ProtectionError as exc:
             raise PopulationNotProtected(name, str(exc)) from None
     if (relations or context) and parts:
@@ -161,7 +167,13 @@ def protect_release(
 
 
 def _suppress(
-    tables: Sequence[MartTable], k: int, zeros: Zeros, max_rounds: int, carried: Collection[str], cleanup_audits: int
+    tables: Sequence[MartTable],
+    k: int,
+    zeros: Zeros,
+    max_rounds: int,
+    carried: Collection[str],
+    cleanup_audits: int,
+    complements: Complements = "greedy",
 ) -> tuple[Lattice, Suppressor]:
     """Primary, secondary and clean-up for one population's linked tables; the independent audit of that
     population has the last word on the clean-up."""
@@ -174,6 +186,9 @@ def _suppress(
             if not suppressor.suppressed[cell]:
                 suppressor.suppressed[cell] = True
                 suppressor.reason[cell] = CARRIED_RULE
+    if complements == "optimal":
+        report = choose_complements(suppressor)
+        logger.info("minimum-cost complements: %s", report)
     suppressor.close_relations()
     exposed = audit_exposure(tables, lattice, k, zeros, carried)
     settle(suppressor, exposed, max_rounds)

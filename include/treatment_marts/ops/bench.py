@@ -213,6 +213,122 @@ def bench_catalogue(clients: int, *, workdir: Path, seed: int = 20240101, period
     }
 
 
+# --- `bench --loss`: issue 14's information-loss figures on a generated default month --------------------
+
+FLOW_POPULATIONS = ("new_presentations", "exits")  # flow marts of the goal (completions are a window mart)
+WHITE = "White"
+NOT_A_MINORITY = {WHITE, "Other or not stated", "(missing)"}
+
+
+def bench_loss(workdir: Path, *, seed: int = 20240101, period: str = "2024-03", clients: int | None = None) -> dict:
+    """Issue 14's figures on one generated month (``treatment-marts generate`` defaults: every configured
+    area at its areas.yaml size): individuals hidden in the in-treatment linked set, cells suppressed
+    (primary, secondary), % of individuals hidden per mart, ethnic minorities' withheld share beside
+    White's, and the protect stage's time. Validation is not run (it changes nothing protect sees)."""
+    import os
+
+    from treatment_marts.ops.synth import generate_extract, write_extract
+    from treatment_marts.pipeline.land import land
+    from treatment_marts.pipeline.protect import protect
+    from treatment_marts.pipeline.review import WITHHELD, loss_by_group
+
+    frame = generate_extract(period, clients=clients, seed=seed)
+    rows = len(frame)
+    extract = write_extract(frame, workdir / "inbox" / "extract.parquet")
+    del frame
+    settings = Settings.from_env(data_root=workdir / "data")
+    checked, run_id = Period.parse(period), RunId("bench_loss")
+    paths = land(settings, checked, extract, run_id).landed_paths
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    protected = protect(settings, checked, run_id, paths)
+    seconds = round(time.perf_counter() - started, 1)
+    figures = loss_figures(protected.staged_dir)
+    figures.update(
+        rows=rows,
+        seed=seed,
+        period=period,
+        protect_seconds=seconds,
+        load_average=[round(x, 1) for x in (*load_before, *os.getloadavg())],
+    )
+    marts = {p.stem: pd.read_parquet(p) for p in sorted((protected.staged_dir / "marts").glob("*.parquet"))}
+    log = pd.read_parquet(protected.staged_dir / "suppression_log.parquet", columns=["mart", "suppression", "cell"])
+    cells = pd.DataFrame([json.loads(c) for c in log["cell"].astype(str)]) if len(log) else pd.DataFrame()
+    logged = pd.concat([log[["mart", "suppression"]].reset_index(drop=True), cells], axis=1)
+    ethnic = loss_by_group(marts, logged, WITHHELD, "ethnicity_group")
+    figures["ethnic_groups"] = ethnic
+    white = next((g["percent_withheld"] for g in ethnic if g["value"] == WHITE), 0.0)
+    minority = [g["percent_withheld"] for g in ethnic if g["value"] not in NOT_A_MINORITY]
+    figures["white_percent_withheld"] = white
+    figures["minority_percent_withheld_max"] = max(minority, default=0.0)
+    figures["minority_to_white_ratio"] = round(max(minority) / white, 2) if minority and white else None
+    return figures
+
+
+def loss_figures(staged: Path) -> dict:
+    """The loss figures of a staged release (its restricted suppression log and information loss)."""
+    log = pd.read_parquet(staged / "suppression_log.parquet")
+    loss = pd.read_parquet(staged / "information_loss.parquet")
+    in_treatment = log[log["population"] == "in_treatment"]
+    distinct = in_treatment.drop_duplicates("key")
+    population_of = log.drop_duplicates("mart").set_index("mart")["population"].to_dict()
+    marts = [
+        {
+            "mart": str(r.mart),
+            "population": population_of.get(str(r.mart)),
+            "cells": int(r.cells),
+            "suppressed_cells": int(r.suppressed_cells),
+            "individuals_hidden": int(r.individuals_hidden),
+            "percent_hidden": round(100 * float(r.share_hidden), 1),
+        }
+        for r in loss.itertuples()
+    ]
+    treated = [m for m in marts if str(m["mart"]).startswith("in_treatment")]
+    flows = [m for m in marts if str(m["mart"]).startswith(FLOW_POPULATIONS)]
+    shares = sorted(m["percent_hidden"] for m in treated)
+    return {
+        "in_treatment_individuals_hidden": sum(m["individuals_hidden"] for m in treated),
+        "in_treatment_cells_suppressed": len(distinct),
+        "in_treatment_primary": int((distinct["suppression"] == "primary").sum()),
+        "in_treatment_secondary": int((distinct["suppression"] == "secondary").sum()),
+        "in_treatment_median_percent_hidden": float(pd.Series(shares).median()) if shares else 0.0,
+        "in_treatment_max_percent_hidden": max(shares, default=0.0),
+        "flow_max_percent_hidden": max((m["percent_hidden"] for m in flows), default=0.0),
+        "marts": marts,
+    }
+
+
+def render_loss(f: dict) -> str:
+    lines = [
+        f"\ninformation loss on {f['period']} (seed {f['seed']}, {f['rows']:,} episode rows):",
+        f"  in-treatment linked set: {f['in_treatment_individuals_hidden']:,} individuals hidden in suppressed inner "
+        f"cells; {f['in_treatment_cells_suppressed']:,} distinct cells suppressed ({f['in_treatment_primary']:,} primary, "
+        f"{f['in_treatment_secondary']:,} secondary)",
+        f"  % individuals hidden per in-treatment mart: median {f['in_treatment_median_percent_hidden']:.1f}%, "
+        f"max {f['in_treatment_max_percent_hidden']:.1f}%; max per flow mart {f['flow_max_percent_hidden']:.1f}%",
+        f"  cells withheld, ethnic minority groups at most {f['minority_percent_withheld_max']:.1f}% vs White "
+        f"{f['white_percent_withheld']:.1f}% (ratio {f['minority_to_white_ratio']})",
+        f"  protect stage {f['protect_seconds']:.1f} s (load average {f['load_average'][0]:.1f} before, "
+        f"{f['load_average'][3]:.1f} after)",
+        f"  {'mart':52s} {'cells':>6s} {'hidden':>7s} {'people':>7s} {'%':>6s}",
+    ]
+    for m in f["marts"]:
+        lines.append(
+            f"  {m['mart']:52s} {m['cells']:6d} {m['suppressed_cells']:7d} {m['individuals_hidden']:7d} "
+            f"{m['percent_hidden']:5.1f}%"
+        )
+    return "\n".join(lines)
+
+
+def loss_main(json_out: Path | None, seed: int = 20240101) -> int:
+    """`bench --loss`: print issue 14's figures (and write them as JSON)."""
+    with tempfile.TemporaryDirectory(prefix="tm-bench-loss-") as tmp:
+        figures = bench_loss(Path(tmp), seed=seed)
+    print(render_loss(figures))
+    _write_figures(json_out, figures)
+    return 0
+
+
 def settled_rss_mb() -> float:
     """This process's resident set after a full GC and returning free heap pages to the OS (glibc), so
     that what is left is what the process still holds, not allocator slack."""
@@ -591,7 +707,11 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--optimal-gap", type=int, default=30, help="random tables for the optimum gap (0: skip)")
     parser.add_argument("--load", help="also a backfill MONTHSxAREAS (hours at 24x20; not in the default run)")
     parser.add_argument("--load-clients", type=int)
+    parser.add_argument("--loss", action="store_true", help="instead: issue 14's information-loss figures")
+    parser.add_argument("--seed", type=int, default=20240101, help="with --loss: the generated month's seed")
     args = parser.parse_args(argv)
+    if args.loss:
+        return loss_main(Path(args.out) / "loss.json", args.seed)
     load = None
     if args.load:
         months, _, areas = args.load.lower().partition("x")

@@ -701,6 +701,7 @@ def protect_populations(
             carried={name: earlier[name] for name in tables},
             cleanup_audits=rules.disclosure.cleanup_audits,
             context=month_context or None,
+            complements=rules.disclosure.complements,
         )
 
     try:
