@@ -68,6 +68,8 @@ def test_the_month_and_window_protected_with_the_earlier_release_disclose_nothin
     protected = protect_release({MONTH: [may], WINDOW: [to_date]}, relations=relations, context={EARLIER: held})
     released = [protected[MONTH].tables[0], protected[WINDOW].tables[0]]
     assert attacker(released, held, relations).passed
-    # the earlier release is never changed: protection comes from this release's cells
-    assert released[1].frame["count"].isna().any()
+    # the earlier release is never changed: protection comes from this release's cells (the month's or the
+    # window's, whichever the repair finds cheaper)
+    hidden = sum(int(t.frame["count"].isna().sum()) for t in released)
+    assert hidden > int(protect([may]).tables[0].frame["count"].isna().sum())
     assert all(t.frame["count"].notna().all() for t in held)
