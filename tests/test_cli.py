@@ -24,7 +24,7 @@ def test_generate_then_run_publishes_and_reports_locations(tmp_path: Path) -> No
         "--period",
         "2024-03",
         "--clients",
-        "3000",
+        "800",
         "--seed",
         "7",
         "--out",

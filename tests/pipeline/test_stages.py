@@ -18,7 +18,7 @@ PERIOD = "2024-03"
 
 @pytest.fixture(scope="module")
 def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    frame = generate_extract(PERIOD, clients=3000, seed=7)
+    frame = generate_extract(PERIOD, clients=1500, seed=7)
     path = write_extract(frame, tmp_path_factory.mktemp("inbox") / "extract.csv")
     return path, frame
 
@@ -160,7 +160,7 @@ def test_a_revised_release_keeps_every_cell_the_earlier_release_suppressed(tmp_p
     from treatment_marts.pipeline.protect import suppressed_in_current_release
 
     settings = Settings.from_env(data_root=tmp_path / "data")
-    frame = generate_extract(PERIOD, clients=2000, seed=3)
+    frame = generate_extract(PERIOD, clients=1000, seed=3)
     run_period(settings, PERIOD, write_extract(frame, tmp_path / "v1.csv"), run_id="release_v1")
     first = suppressed_in_current_release(settings, PERIOD)
     assert first and None not in first, "keys are carried per population"

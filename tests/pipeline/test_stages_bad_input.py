@@ -21,7 +21,7 @@ CONTRACT = load_contract()
 
 @pytest.fixture(scope="module")
 def good() -> pd.DataFrame:
-    return generate_extract(PERIOD, clients=2500, seed=11)
+    return generate_extract(PERIOD, clients=1200, seed=11)
 
 
 @pytest.fixture(scope="module")
