@@ -49,8 +49,9 @@ def subset_relations(
     ]
 
 
-def _truth(tables: Iterable[MartTable]) -> dict[str, float]:
-    """Every cell's true count by canonical key: ``count``, or ``true_count`` where the count is hidden."""
+def cell_values(tables: Iterable[MartTable], scope: str | None = None) -> dict[str, float]:
+    """Every cell's true count by (scoped) canonical key: ``count``, or ``true_count`` where the count is
+    hidden (NaN where neither is known)."""
     values: dict[str, float] = {}
     for table in tables:
         dims = list(table.dimensions)
@@ -64,7 +65,7 @@ def _truth(tables: Iterable[MartTable]) -> dict[str, float]:
             count.to_numpy(dtype=float, na_value=float("nan")),
             strict=True,
         ):
-            values[cell_key(period, dict(zip(dims, row, strict=True)))] = float(value)
+            values[scoped_key(scope, cell_key(period, dict(zip(dims, row, strict=True))))] = float(value)
     return values
 
 
@@ -88,7 +89,7 @@ def revision_relations(
     areas treat them; issue 18). ``earlier_tables`` carry ``true_count`` for their
     hidden cells (from the restricted suppression log); the bound is known to the pipeline, never
     published."""
-    new, old = _truth(tables), _truth(earlier_tables)
+    new, old = cell_values(tables), cell_values(earlier_tables)
     shared = sorted(set(new) & set(old))
     if any(math.isnan(new[key]) or math.isnan(old[key]) for key in shared):
         raise ValueError("revision relations need every cell's true count (true_count for hidden cells)")

@@ -58,7 +58,11 @@ def completion_window(period: str) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def _episodes_in(frame: pd.DataFrame, population: str, period: str) -> pd.Series:
-    start, end = period_bounds(period)
+    return episodes_between(frame, population, *period_bounds(period))
+
+
+def episodes_between(frame: pd.DataFrame, population: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    """Episodes of ``population`` between two dates (the month definitions, with any bounds: a window's)."""
     triage, discharge = frame["triage_date"], frame["discharge_date"]
     if population == "in_treatment":
         return (triage <= end) & (discharge.isna() | (discharge >= start))

@@ -28,6 +28,7 @@ from typing import Literal
 import pandas as pd
 
 from treatment_marts.core.ids import Period
+from treatment_marts.marts.populations import episodes_between
 
 Window = Literal["month", "rolling_12", "fy_to_date", "financial_year", "pooled_3y"]
 WINDOWS: tuple[Window, ...] = ("month", "rolling_12", "fy_to_date", "financial_year", "pooled_3y")
@@ -99,15 +100,9 @@ def window_span(window: Window, period: Period) -> WindowSpan | None:
 
 def episodes_in_window(frame: pd.DataFrame, population: str, span: WindowSpan) -> pd.Series:
     """Episodes of ``population`` in the window (the month definitions, with the window's bounds)."""
-    start, end = span.bounds()
-    triage, discharge = frame["triage_date"], frame["discharge_date"]
-    if population == "in_treatment":
-        return (triage <= end) & (discharge.isna() | (discharge >= start))
-    if population == "new_presentations":
-        return (triage >= start) & (triage <= end)
-    if population == "exits":
-        return discharge.notna() & (discharge >= start) & (discharge <= end)
-    raise ValueError(f"population {population!r} has no window; windowed populations: {list(WINDOWED_POPULATIONS)}")
+    if population not in WINDOWED_POPULATIONS:
+        raise ValueError(f"population {population!r} has no window; windowed populations: {list(WINDOWED_POPULATIONS)}")
+    return episodes_between(frame, population, *span.bounds())
 
 
 def select_window_population(history: pd.DataFrame, population: str, span: WindowSpan) -> pd.DataFrame:

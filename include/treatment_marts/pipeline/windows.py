@@ -150,24 +150,12 @@ def _as_context(published: pd.DataFrame, truth: MartTable) -> MartTable:
 
 def _values(tables: dict[str, list[MartTable]], context: dict[str, list[MartTable]]) -> dict[str, float]:
     """Scoped key -> the true count (this release) or the published / true count (an earlier release)."""
-    from treatment_marts.disclosure.tables import cell_key, scoped_key
+    from treatment_marts.disclosure.relations import cell_values
 
     values: dict[str, float] = {}
     for source in (tables, context):
         for scope, scope_tables in source.items():
-            for table in scope_tables:
-                dims = list(table.dimensions)
-                frame = table.frame
-                count = frame["count"].astype("Float64")
-                if "true_count" in frame.columns:
-                    count = count.fillna(frame["true_count"].astype("Float64"))
-                for period, row, value in zip(
-                    frame["period"].astype(str),
-                    frame[dims].astype(str).itertuples(index=False, name=None),
-                    count.to_numpy(dtype=float, na_value=float("nan")),
-                    strict=True,
-                ):
-                    values[scoped_key(scope, cell_key(period, dict(zip(dims, row, strict=True))))] = value
+            values.update(cell_values(scope_tables, scope))
     return values
 
 
