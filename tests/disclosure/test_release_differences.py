@@ -65,7 +65,11 @@ def revise(old_counts: np.ndarray, new_counts: np.ndarray, old_dims: dict, new_d
     carry_forward_only = protect([new], carried=carried).tables
     relations = revision_relations("in_treatment", [new], EARLIER, held)
     joint = protect_release(
-        {"in_treatment": [new]}, relations=relations, carried={"in_treatment": carried}, context={EARLIER: held}
+        {"in_treatment": [new]},
+        relations=relations,
+        carried={"in_treatment": carried},
+        context={EARLIER: held},
+        small_only=True,  # the revision rule against the release it replaces (docs/disclosure.md)
     )["in_treatment"]
     return first, held, carry_forward_only, joint, [new]
 

@@ -133,6 +133,7 @@ def protect_release(
     cleanup_audits: int = DEFAULT_CLEANUP_AUDITS,
     context: Mapping[str, Sequence[MartTable]] | None = None,
     complements: Complements = "greedy",
+    small_only: bool = False,
 ) -> dict[str, ProtectionResult]:
     """Protect every population of a release against one attacker who holds them all.
 
@@ -144,7 +145,9 @@ def protect_release(
     attacker), so a release the audit would refuse is repaired rather than refused. ``context``: published
     tables the attacker also holds but this release cannot change (an earlier release), scoped by their
     own names; their hidden cells are unknowns, their published cells constants, and they are never
-    suppressed further. Deterministic: the repair takes cells in key order, ties by key.
+    suppressed further. ``small_only``: the release-wide attacker counts a cell as disclosed only when it
+    proves it 0..k (a revision against the release it replaces; docs/disclosure.md), not when it pins a
+    larger one. Deterministic: the repair takes cells in key order, ties by key.
     """
     carried = carried or {}
     context = context or {}
@@ -158,7 +161,7 @@ def protect_release(
             raise PopulationNotProtected(name, str(exc)) from None
     if (relations or context) and parts:
         try:
-            _settle_release(populations, parts, relations, k, zeros, max_rounds, carried, context)
+            _settle_release(populations, parts, relations, k, zeros, max_rounds, carried, context, small_only)
         except ProtectionError as exc:
             raise PopulationNotProtected(None, str(exc)) from None
     results = {name: _result(populations[name], *parts[name]) for name in parts}
@@ -210,6 +213,7 @@ def _settle_release(
     max_rounds: int,
     carried: Mapping[str, Collection[str]],
     context: Mapping[str, Sequence[MartTable]],
+    small_only: bool = False,
 ) -> None:
     """Widen the populations' patterns until the release-wide attacker pins nothing (in place)."""
     names = list(parts)
@@ -258,7 +262,7 @@ def _settle_release(
         scopes=scopes + [n for n, _ in fixed],
         relations=relations,
         public=public,
-        small_only=bool(context),  # against an earlier release: a cell pinned above k reveals no small group
+        small_only=small_only,  # a revision against its earlier release: a cell pinned above k reveals no small group
     )
     settle(suppressor, _through_release(exposure, suppressor, relations, index, context_cell), max_rounds)
     for name in names:

@@ -702,6 +702,7 @@ def protect_populations(
             cleanup_audits=rules.disclosure.cleanup_audits,
             context=month_context or None,
             complements=rules.disclosure.complements,
+            small_only=bool(replaced),
         )
 
     try:
