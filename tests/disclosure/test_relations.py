@@ -106,25 +106,9 @@ def exact_nested_intervals(
     for name, table in (("sub", sub), ("sup", sup)):
         for row in table.frame.itertuples(index=False):
             value[(name, tuple(getattr(row, d) for d in dims))] = row.count
-    hidden = [cell for cell, v in value.items() if pd.isna(v)]
-    if not hidden:
-        return {}
-    column = {cell: j for j, cell in enumerate(hidden)}
+    system = IntegerSystem(value)
+    add = system.add
     levels = {d: DIMS[d] for d in dims}
-    rows, low, high = [], [], []
-
-    def add(terms: list[tuple[tuple[str, tuple[str, ...]], float]], lo: float, hi: float) -> None:
-        coefficient, constant = np.zeros(len(hidden)), 0.0
-        for cell, sign in terms:
-            if cell in column:
-                coefficient[column[cell]] += sign
-            else:
-                constant += sign * float(value[cell])
-        if coefficient.any():
-            rows.append(coefficient)
-            low.append(lo - constant)
-            high.append(hi - constant)
-
     for name, labels in list(value):
         for axis, label in enumerate(labels):
             if label == TOTAL:
@@ -132,8 +116,40 @@ def exact_nested_intervals(
                 add([*((m, 1.0) for m in members), ((name, labels), -1.0)], 0.0, 0.0)
         if name == "sub":
             add([(("sub", labels), 1.0), (("sup", labels), -1.0)], -np.inf, 0.0)
-    constraint = LinearConstraint(np.array(rows), low, high)
-    return {cell: milp_bounds(constraint, j, len(hidden), 1 if zeros == "show" else 0) for cell, j in column.items()}
+    return system.bounds(zeros)
+
+
+class IntegerSystem:
+    """Linear rows over the hidden cells of ``value`` (cell -> count, NaN where hidden; published cells
+    enter as constants), and every hidden cell's integer min and max under them (scipy's MILP)."""
+
+    def __init__(self, value: dict) -> None:
+        self.value = value
+        self.hidden = [cell for cell, v in value.items() if pd.isna(v)]
+        self.column = {cell: j for j, cell in enumerate(self.hidden)}
+        self.rows: list[np.ndarray] = []
+        self.low: list[float] = []
+        self.high: list[float] = []
+
+    def add(self, terms: list, lo: float, hi: float) -> None:
+        """``lo <= sum(sign * cell) <= hi``; a row naming no hidden cell adds nothing."""
+        coefficient, constant = np.zeros(len(self.hidden)), 0.0
+        for cell, sign in terms:
+            if cell in self.column:
+                coefficient[self.column[cell]] += sign
+            else:
+                constant += sign * float(self.value[cell])
+        if coefficient.any():
+            self.rows.append(coefficient)
+            self.low.append(lo - constant)
+            self.high.append(hi - constant)
+
+    def bounds(self, zeros: Zeros) -> dict:
+        if not self.hidden:
+            return {}
+        constraint = LinearConstraint(np.array(self.rows), self.low, self.high)
+        floor = 1 if zeros == "show" else 0
+        return {cell: milp_bounds(constraint, j, len(self.hidden), floor) for cell, j in self.column.items()}
 
 
 def milp_bounds(constraint: LinearConstraint, j: int, n: int, floor: int) -> tuple[float, float]:
@@ -215,33 +231,15 @@ def exact_distinct_intervals(table: MartTable, zeros: Zeros = "show") -> dict[tu
     area the areas sum to between the national cell and it + D; the national Total is at least each area's."""
     d = float(table.overlap.get("area", 0))
     value = {(row.area, row.sex): row.count for row in table.frame.itertuples(index=False)}
-    hidden = [cell for cell, v in value.items() if pd.isna(v)]
-    column = {cell: j for j, cell in enumerate(hidden)}
-    rows, low, high = [], [], []
-
-    def add(terms: list[tuple[tuple[str, str], float]], lo: float, hi: float) -> None:
-        coefficient, constant = np.zeros(len(hidden)), 0.0
-        for cell, sign in terms:
-            if cell in column:
-                coefficient[column[cell]] += sign
-            else:
-                constant += sign * float(value[cell])
-        if coefficient.any():
-            rows.append(coefficient)
-            low.append(lo - constant)
-            high.append(hi - constant)
-
+    system = IntegerSystem(value)
+    add = system.add
     for area in [*DIMS["area"], TOTAL]:  # along sex: exact
         add([*(((area, s), 1.0) for s in DIMS["sex"]), ((area, TOTAL), -1.0)], 0.0, 0.0)
     for sex in [*DIMS["sex"], TOTAL]:  # along area: 0 <= sum of areas - national <= D
         add([*(((a, sex), 1.0) for a in DIMS["area"]), ((TOTAL, sex), -1.0)], 0.0, d)
     for area in DIMS["area"]:  # a person counted in an area is counted nationally
         add([((TOTAL, TOTAL), 1.0), ((area, TOTAL), -1.0)], 0.0, np.inf)
-    if not hidden:
-        return {}
-    constraint = LinearConstraint(np.array(rows), low, high)
-    floor = 1 if zeros == "show" else 0
-    return {cell: milp_bounds(constraint, j, len(hidden), floor) for cell, j in column.items()}
+    return system.bounds(zeros)
 
 
 # Areas A and B share 20 clients (12 women, 8 men), counted nationally by their B episodes; C is small.
