@@ -172,24 +172,33 @@ def bench_validation(
     }
 
 
-def bench_catalogue(clients: int, *, workdir: Path, seed: int = 20240101, period: str = "2024-03") -> dict:
-    """Build + publish of the whole mart catalogue for one month of ``clients`` (validation not included).
-
-    Build = the protect stage (recode, every mart, suppression, audit, derived marts); publish = Parquet
-    release, SQL warehouse (SQLite), suppression log, IG report and exports. Peak RSS is the process's.
-    """
+def landed_month(
+    workdir: Path, period: str, clients: int | None, seed: int, run_id: RunId
+) -> tuple[Settings, Period, RunId, list[str], int]:
+    """A generated month landed under ``workdir`` (validation is not part of these benchmarks): the
+    settings, period, run id, landed paths and episode rows the stage benchmarks start from."""
     from treatment_marts.ops.synth import generate_extract, write_extract
     from treatment_marts.pipeline.land import land
-    from treatment_marts.pipeline.protect import protect
-    from treatment_marts.pipeline.publish import publish
 
     frame = generate_extract(period, clients=clients, seed=seed)
     rows = len(frame)
     extract = write_extract(frame, workdir / "inbox" / "extract.parquet")
     del frame
     settings = Settings.from_env(data_root=workdir / "data")
-    checked, run_id = Period.parse(period), RunId("bench")
-    paths = land(settings, checked, extract, run_id).landed_paths  # validation is not part of this benchmark
+    checked = Period.parse(period)
+    return settings, checked, run_id, land(settings, checked, extract, run_id).landed_paths, rows
+
+
+def bench_catalogue(clients: int, *, workdir: Path, seed: int = 20240101, period: str = "2024-03") -> dict:
+    """Build + publish of the whole mart catalogue for one month of ``clients`` (validation not included).
+
+    Build = the protect stage (recode, every mart, suppression, audit, derived marts); publish = Parquet
+    release, SQL warehouse (SQLite), suppression log, IG report and exports. Peak RSS is the process's.
+    """
+    from treatment_marts.pipeline.protect import protect
+    from treatment_marts.pipeline.publish import publish
+
+    settings, checked, run_id, paths, rows = landed_month(workdir, period, clients, seed, RunId("bench"))
     results: list[StageMeasure] = []
     sampler = _PeakSampler()
     sampler.start()
@@ -227,18 +236,10 @@ def bench_loss(workdir: Path, *, seed: int = 20240101, period: str = "2024-03", 
     White's, and the protect stage's time. Validation is not run (it changes nothing protect sees)."""
     import os
 
-    from treatment_marts.ops.synth import generate_extract, write_extract
-    from treatment_marts.pipeline.land import land
     from treatment_marts.pipeline.protect import protect
     from treatment_marts.pipeline.review import WITHHELD, loss_by_group
 
-    frame = generate_extract(period, clients=clients, seed=seed)
-    rows = len(frame)
-    extract = write_extract(frame, workdir / "inbox" / "extract.parquet")
-    del frame
-    settings = Settings.from_env(data_root=workdir / "data")
-    checked, run_id = Period.parse(period), RunId("bench_loss")
-    paths = land(settings, checked, extract, run_id).landed_paths
+    settings, checked, run_id, paths, rows = landed_month(workdir, period, clients, seed, RunId("bench_loss"))
     load_before = os.getloadavg()
     started = time.perf_counter()
     protected = protect(settings, checked, run_id, paths)
