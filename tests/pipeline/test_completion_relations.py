@@ -9,6 +9,8 @@ earlier releases published (withheld exits at the upper end of their audit inter
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -173,7 +175,11 @@ def test_published_exits_reads_the_public_mart_and_the_withheld_cells_audit_uppe
     frame = exits_month(month, {("A", "Alcohol only"): None, ("A", "Total"): 12.0}).drop(columns="upper")
     frame.astype({"count": "Int64"}).to_parquet(public / "data.parquet", index=False)
     assert published_exits(settings, mart, month)["upper"].isna().tolist() == [True, False]  # no log: unbounded
-    log_dir = settings.restricted_dir / "suppression_log" / f"period={month}"
+    # the log of the run the month's public manifest names (not the period's suppression-log link)
+    releases = settings.public_dir / "releases" / f"period={month}"
+    releases.mkdir(parents=True)
+    (releases / "manifest.json").write_text(json.dumps({"run_id": "month_run", "marts": [mart]}))
+    log_dir = settings.restricted_dir / "runs" / "month_run"
     log_dir.mkdir(parents=True)
     cell = table_cell({"area": "A", "substance_group": "Alcohol only", "discharge_group": SUCCESS})
     pd.DataFrame({"mart": [mart], "cell": [cell], "audit_upper": [5.0]}).to_parquet(log_dir / "suppression_log.parquet")

@@ -425,8 +425,10 @@ def published_exits(settings: Settings, mart: str, month: str) -> pd.DataFrame |
     """A month's exits mart as the attacker holds it, with ``upper``: the published count, or where the
     month withheld the cell the upper end of its protection interval from that month's restricted
     suppression log (the most its audit let anyone prove). None when the month has no release of the mart.
-    A withheld cell whose interval cannot be read gets no bound, which only weakens the modelled
-    attacker's sum for that cell to nothing (the relation is then left out for it)."""
+    The log is the one in the run folder the month's public manifest names, as for a revision
+    (``earlier_release_context``), not the period's suppression-log link. A withheld cell whose interval
+    cannot be read gets no bound, which only weakens the modelled attacker's sum for that cell to nothing
+    (the relation is then left out for it)."""
     from treatment_marts.disclosure.tables import table_cell
 
     path = settings.public_dir / "marts" / mart / f"period={month}" / "data.parquet"
@@ -435,9 +437,10 @@ def published_exits(settings: Settings, mart: str, month: str) -> pd.DataFrame |
     frame = pd.read_parquet(path).astype({"period": "string"})
     dims = [c for c in ("area", "substance_group", "discharge_group") if c in frame.columns]
     frame["upper"] = frame["count"].astype("Float64")
-    log_path = settings.restricted_dir / "suppression_log" / f"period={month}" / "suppression_log.parquet"
+    manifest = current_release_manifest(settings, Period.parse(month))
+    log_path = run_dir(settings, str(manifest["run_id"])) / "suppression_log.parquet" if manifest else None
     withheld = frame["count"].isna()
-    if withheld.any() and log_path.exists():
+    if withheld.any() and log_path is not None and log_path.exists():
         log = pd.read_parquet(log_path)
         if "audit_upper" in log.columns:
             log = log[log["mart"] == mart]
