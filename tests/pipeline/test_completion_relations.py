@@ -31,7 +31,7 @@ from treatment_marts.marts.completion_bounds import (
 from treatment_marts.marts.definitions import MartDefinition
 from treatment_marts.marts.populations import NOT_REPRESENTED, REPRESENTED, SUCCESS
 from treatment_marts.ops.synth import generate_history
-from treatment_marts.pipeline.protect import COMPLETIONS, as_dimensions, published_exits
+from treatment_marts.pipeline.protect import COMPLETIONS, EarlierReleaseUnreadable, as_dimensions, published_exits
 
 PERIOD = "2024-12"  # completions January-June 2024, followed up to December
 
@@ -174,7 +174,10 @@ def test_published_exits_reads_the_public_mart_and_the_withheld_cells_audit_uppe
     public.mkdir(parents=True)
     frame = exits_month(month, {("A", "Alcohol only"): None, ("A", "Total"): 12.0}).drop(columns="upper")
     frame.astype({"count": "Int64"}).to_parquet(public / "data.parquet", index=False)
-    assert published_exits(settings, mart, month)["upper"].isna().tolist() == [True, False]  # no log: unbounded
+    # no manifest, no log: the withheld cell's interval is unknown, so the bound cannot be modelled -- refused
+    # (an attacker who bounds the cell from that month's release would be stronger than the modelled one)
+    with pytest.raises(EarlierReleaseUnreadable, match="withholds 1 cell"):
+        published_exits(settings, mart, month)
     # the log of the run the month's public manifest names (not the period's suppression-log link)
     releases = settings.public_dir / "releases" / f"period={month}"
     releases.mkdir(parents=True)
@@ -182,6 +185,11 @@ def test_published_exits_reads_the_public_mart_and_the_withheld_cells_audit_uppe
     log_dir = settings.restricted_dir / "runs" / "month_run"
     log_dir.mkdir(parents=True)
     cell = table_cell({"area": "A", "substance_group": "Alcohol only", "discharge_group": SUCCESS})
-    pd.DataFrame({"mart": [mart], "cell": [cell], "audit_upper": [5.0]}).to_parquet(log_dir / "suppression_log.parquet")
+    other = table_cell({"area": "B", "substance_group": "Alcohol only", "discharge_group": SUCCESS})
+    log = pd.DataFrame({"mart": [mart], "cell": [other], "audit_upper": [5.0]})
+    log.to_parquet(log_dir / "suppression_log.parquet")
+    with pytest.raises(EarlierReleaseUnreadable, match="no protection interval"):
+        published_exits(settings, mart, month)  # the log of the run has no interval for this cell
+    log.assign(cell=[cell]).to_parquet(log_dir / "suppression_log.parquet")
     assert published_exits(settings, mart, month)["upper"].tolist() == [5.0, 12.0]
     assert published_exits(settings, mart, "2024-03") is None

@@ -31,7 +31,7 @@ from treatment_marts.deidentify.pseudonymise import pseudonym_key
 from treatment_marts.deidentify.recode import RecodeResult, recode
 from treatment_marts.ingest.land import ExtractError, read_landed
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
-from treatment_marts.marts.definitions import MartsConfig
+from treatment_marts.marts.definitions import MartDefinition, MartsConfig
 from treatment_marts.marts.populations import history_months, national_overlap
 from treatment_marts.marts.rates import add_percentages
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
@@ -427,8 +427,8 @@ def published_exits(settings: Settings, mart: str, month: str) -> pd.DataFrame |
     suppression log (the most its audit let anyone prove). None when the month has no release of the mart.
     The log is the one in the run folder the month's public manifest names, as for a revision
     (``earlier_release_context``), not the period's suppression-log link. A withheld cell whose interval
-    cannot be read gets no bound, which only weakens the modelled attacker's sum for that cell to nothing
-    (the relation is then left out for it)."""
+    cannot be read raises EarlierReleaseUnreadable: the outside attacker bounds it from that month's release
+    anyway, so leaving it unbounded would model a weaker attacker than the real one."""
     from treatment_marts.disclosure.tables import table_cell
 
     path = settings.public_dir / "marts" / mart / f"period={month}" / "data.parquet"
@@ -440,16 +440,27 @@ def published_exits(settings: Settings, mart: str, month: str) -> pd.DataFrame |
     manifest = current_release_manifest(settings, Period.parse(month))
     log_path = run_dir(settings, str(manifest["run_id"])) / "suppression_log.parquet" if manifest else None
     withheld = frame["count"].isna()
-    if withheld.any() and log_path is not None and log_path.exists():
-        log = pd.read_parquet(log_path)
-        if "audit_upper" in log.columns:
-            log = log[log["mart"] == mart]
-            upper = dict(zip(log["cell"].astype(str), log["audit_upper"].astype("Float64"), strict=True))
-            cells = [
-                table_cell(dict(zip(dims, row, strict=True)))
-                for row in frame.loc[withheld, dims].itertuples(index=False, name=None)
-            ]
-            frame.loc[withheld, "upper"] = pd.array([upper.get(c, pd.NA) for c in cells], dtype="Float64")
+    if not withheld.any():
+        return frame
+    log = pd.read_parquet(log_path) if log_path is not None and log_path.exists() else None
+    if log is None or "audit_upper" not in log.columns:
+        raise EarlierReleaseUnreadable(
+            f"the {month} release of {mart} withholds {int(withheld.sum())} cell(s) whose protection intervals "
+            f"are not in a readable restricted suppression log ({log_path or 'no release manifest'})"
+        )
+    log = log[log["mart"] == mart]
+    upper = dict(zip(log["cell"].astype(str), log["audit_upper"].astype("Float64"), strict=True))
+    cells = [
+        table_cell(dict(zip(dims, row, strict=True)))
+        for row in frame.loc[withheld, dims].itertuples(index=False, name=None)
+    ]
+    bounds = pd.array([upper.get(c, pd.NA) for c in cells], dtype="Float64")
+    if pd.isna(bounds).any():
+        raise EarlierReleaseUnreadable(
+            f"the {month} release of {mart} withholds {int(pd.isna(bounds).sum())} cell(s) its restricted "
+            f"suppression log ({log_path}) has no protection interval for"
+        )
+    frame.loc[withheld, "upper"] = bounds
     return frame
 
 
@@ -646,6 +657,16 @@ def month_populations(
     return tables, clients, sources
 
 
+def _leave_out_completions(
+    tables: dict[str, list[MartTable]],
+    populations: dict[str, list[MartDefinition]],
+    out: ProtectedPopulations,
+    reason: str,
+) -> None:
+    tables.pop(COMPLETIONS, None)
+    out.not_built.update({d.name: reason for d in populations.get(COMPLETIONS, [])})
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -687,8 +708,14 @@ def protect_populations(
         name: set().union(*(carried.get(d.scope, carried.get(None, set())) for d in populations[name]))
         for name in [*tables, *multi]
     }
+    try:
+        bounded = completion_relations(settings, tables, sources, period, marts_config, levels)
+    except EarlierReleaseUnreadable as exc:
+        # Without the exits intervals the suppressor cannot model the attacker's bound: the mart is left
+        # out of this period with the reason, the rest of the release goes out.
+        bounded = []
+        _leave_out_completions(tables, populations, out, f"{exc}; not published for this period")
     month_relations = population_relations(tables, clients)
-    bounded = completion_relations(settings, tables, sources, period, marts_config, levels)
     # A revision is protected together with the release it replaces (docs/disclosure.md, "Across releases"):
     # the attacker holds both, and each area's cells moved by at most r between them.
     replaced = earlier_release_context(settings, period, tables)
@@ -716,13 +743,12 @@ def protect_populations(
                 raise
             # The exits its window months published can pin a small completions cell whatever this release
             # hides (a cell bounded by 4 exits, split 1 and 3): the mart is left out, never the release.
-            tables.pop(COMPLETIONS)
-            out.not_built.update(
-                {
-                    d.name: "cannot be protected against the successful exits its window months published "
-                    "(a group of 1-3 would follow); not published for this period"
-                    for d in populations[COMPLETIONS]
-                }
+            _leave_out_completions(
+                tables,
+                populations,
+                out,
+                "cannot be protected against the successful exits its window months published "
+                "(a group of 1-3 would follow); not published for this period",
             )
             replaced.pop(f"{EARLIER_SCOPE}{COMPLETIONS}", None)
             month_context.pop(f"{EARLIER_SCOPE}{COMPLETIONS}", None)
