@@ -6,6 +6,8 @@ reviewer) from another thread -- exactly what the Required Actions page does."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -14,9 +16,11 @@ import pandas as pd
 import pendulum
 import pytest
 
+from treatment_marts.core.settings import Settings
 from treatment_marts.ops.synth import generate_extract, write_extract
 
 MARCH = pendulum.datetime(2024, 3, 1, tz="UTC")
+AREAS = ["Northton", "Southmoor"]
 REVIEWER = "ig.reviewer"
 
 
@@ -74,10 +78,18 @@ def respond_when_asked(
 
 
 @pytest.fixture(scope="module")
-def gated_dag_folder(dags_folder: Path):
-    """The DAG's shape is decided when the file is parsed: parse it with the gate switched on."""
+def gated_dag_folder(dags_folder: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The DAG's shape is decided when the file is parsed: parse it with the gate switched on. The deployment
+    expects two areas (operations.yaml), so a month with both is complete and protects in seconds."""
+    config = tmp_path_factory.mktemp("gated") / "config"
+    shutil.copytree(Settings.from_env().config_dir, config)
+    operations = (config / "operations.yaml").read_text()
+    expected = re.search(r"^  expected_areas: .*$", operations, flags=re.M)
+    assert expected, "operations.yaml lists expected_areas"
+    (config / "operations.yaml").write_text(operations.replace(expected.group(0), f"  expected_areas: {AREAS}"))
     mp = pytest.MonkeyPatch()
     mp.setenv("TREATMENT_MARTS_IG_APPROVAL", "true")
+    mp.setenv("TREATMENT_MARTS_CONFIG_DIR", str(config))
     yield dags_folder
     mp.undo()
 
@@ -85,7 +97,9 @@ def gated_dag_folder(dags_folder: Path):
 def run_gated(dags_folder: Path, data_root: Path, choice: str, comment: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    frame = generate_extract("2024-03", clients=3000, seed=31)  # every expected area: a month missing one ends failed
+    frame = generate_extract(
+        "2024-03", clients=2000, areas=AREAS, seed=31
+    )  # every expected area: a month missing one ends failed
     write_extract(frame, data_root / "inbox" / "period=2024-03" / "extract.csv")
     bag = DagBag(dag_folder=str(dags_folder))
     dag = bag.dags["monthly_treatment_pipeline"]
@@ -109,14 +123,14 @@ def test_rejection_publishes_nothing_and_records_who_and_why(
     airflow_db: Path, gated_dag_folder: Path, tmp_path: Path, alert_log
 ) -> None:
     dag_run, states, outcome = run_gated(
-        gated_dag_folder, tmp_path, "Reject", "suppression of Exborough looks too thin"
+        gated_dag_folder, tmp_path, "Reject", "suppression of Southmoor looks too thin"
     )
     assert states["ig_approval"] == "failed" and states["publish"] == "upstream_failed", states
     assert str(dag_run.state) == "failed", "a rejected release ends the run failed, never green"
     assert not (tmp_path / "public").exists() and not (tmp_path / "warehouse.db").exists(), "nothing published"
     record = approval_record(tmp_path)
     assert record["decision"] == "Reject" and record["by"] == REVIEWER
-    assert record["comment"] == "suppression of Exborough looks too thin" and record["at"]
+    assert record["comment"] == "suppression of Southmoor looks too thin" and record["at"]
     assert "2024-03: REJECTED" in alert_log(), "the notifier announces the rejection"
     # What the reviewer was shown: the disclosure summary (cell counts and the audit), no true values
     assert "2024-03" in outcome["subject"]

@@ -36,7 +36,8 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, 
     """One published release (in-process); the mart files' bytes by their public path."""
     settings = Settings.from_env(data_root=tmp_path_factory.mktemp("data"))
     extract = write_extract(
-        generate_extract(PERIOD, clients=600, areas=["Northton", "Exborough"], seed=11), tmp_path_factory.mktemp("inbox") / "extract.csv"
+        generate_extract(PERIOD, clients=600, areas=["Northton", "Exborough"], seed=11),
+        tmp_path_factory.mktemp("inbox") / "extract.csv",
     )
     result = run_period(settings, PERIOD, extract, run_id="first")
     marts = {path: Path(path).read_bytes() for path in result.publish.marts.values()}

@@ -667,6 +667,26 @@ def _leave_out_completions(
     out.not_built.update({d.name: reason for d in populations.get(COMPLETIONS, [])})
 
 
+def _completion_bounds(
+    settings: Settings,
+    tables: dict[str, list[MartTable]],
+    sources: dict[str, pd.DataFrame],
+    period: Period,
+    marts_config: MartsConfig,
+    levels: dict[str, list[str]],
+    populations: dict[str, list[MartDefinition]],
+    out: ProtectedPopulations,
+) -> list[LinearRelation]:
+    """completion_relations, or, when a window month's withheld exits have no readable interval, the
+    completions mart left out of the period with the reason (the suppressor cannot model the attacker's
+    bound without them); the rest of the release goes out."""
+    try:
+        return completion_relations(settings, tables, sources, period, marts_config, levels)
+    except EarlierReleaseUnreadable as exc:
+        _leave_out_completions(tables, populations, out, f"{exc}; not published for this period")
+        return []
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -708,13 +728,7 @@ def protect_populations(
         name: set().union(*(carried.get(d.scope, carried.get(None, set())) for d in populations[name]))
         for name in [*tables, *multi]
     }
-    try:
-        bounded = completion_relations(settings, tables, sources, period, marts_config, levels)
-    except EarlierReleaseUnreadable as exc:
-        # Without the exits intervals the suppressor cannot model the attacker's bound: the mart is left
-        # out of this period with the reason, the rest of the release goes out.
-        bounded = []
-        _leave_out_completions(tables, populations, out, f"{exc}; not published for this period")
+    bounded = _completion_bounds(settings, tables, sources, period, marts_config, levels, populations, out)
     month_relations = population_relations(tables, clients)
     # A revision is protected together with the release it replaces (docs/disclosure.md, "Across releases"):
     # the attacker holds both, and each area's cells moved by at most r between them.
