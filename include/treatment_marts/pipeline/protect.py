@@ -658,7 +658,7 @@ def release_designs(
     """Each area's declared table design (marts.yaml ``designs``; by its adults in treatment this month),
     per population the cells those designs do not publish (canonical key -> reason), which
     `protect_release` suppresses a priori, and what the published designs tell the attacker: an area's
-    adults in treatment lie in its design's size band (`designs.size_relations`). Every month population
+    adults in treatment lie in its design's size band (`designs.size_bounds`). Every month population
     follows the same area designs."""
     from treatment_marts.disclosure.tables import LinearRelation, cell_key, scoped_key  # noqa: F811
     from treatment_marts.marts.designs import SIZE_POPULATION, a_priori_cells, check_levels, choose_designs, size_bounds
@@ -668,7 +668,9 @@ def release_designs(
         return [], {}, []
     check_levels(designs, levels)
     size = clients.get(SIZE_POPULATION)
-    adults = size["area"].astype(str).value_counts().to_dict() if size is not None and len(size) else {}
+    if size is None:  # no in-treatment marts: no size to choose by, every area stays at the full design
+        return [], {}, []
+    adults = size["area"].astype(str).value_counts().to_dict()
     chosen = choose_designs(designs, adults, [a.name for a in scope.areas])
     a_priori: dict[str, dict[str, str]] = {}
     for population, current in tables.items():
