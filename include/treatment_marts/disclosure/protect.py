@@ -105,6 +105,7 @@ def protect(
     carried: Collection[str] = (),
     cleanup_audits: int = DEFAULT_CLEANUP_AUDITS,
     complements: Complements = "greedy",
+    a_priori: Mapping[str, str] | None = None,
 ) -> ProtectionResult:
     """Suppress cells of linked tables so no suppressed value is recoverable (checked by the audit).
 
@@ -115,10 +116,13 @@ def protect(
     ``cleanup_audits``: the clean-up's budget of audits (cleanup.py; 0 keeps the greedy pattern as it is).
     ``complements``: "optimal" starts from the minimum-cost pattern of every small table (optimal.py), then
     the greedy repair, widening and clean-up as for "greedy".
+    ``a_priori``: keys suppressed whatever their count, with the reason (tau-argus's a-priori unsafe cells:
+    a very small area's cells its table design does not publish, marts/designs.py). They are protected as
+    primary cells are (the clean-up never publishes them; the attacker holds them like any hidden cell).
     """
     if not tables:
         return ProtectionResult([], _empty_log(), _loss([], _empty_log()))
-    lattice, suppressor = _suppress(tables, k, zeros, max_rounds, carried, cleanup_audits, complements)
+    lattice, suppressor = _suppress(tables, k, zeros, max_rounds, carried, cleanup_audits, complements, a_priori or {})
     return _result(tables, lattice, suppressor)
 
 
@@ -134,6 +138,7 @@ def protect_release(
     context: Mapping[str, Sequence[MartTable]] | None = None,
     complements: Complements = "greedy",
     small_only: bool = False,
+    a_priori: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, ProtectionResult]:
     """Protect every population of a release against one attacker who holds them all.
 
@@ -147,16 +152,20 @@ def protect_release(
     own names; their hidden cells are unknowns, their published cells constants, and they are never
     suppressed further. ``small_only``: the release-wide attacker counts a cell as disclosed only when it
     proves it 0..k (a revision against the release it replaces; docs/disclosure.md), not when it pins a
-    larger one. Deterministic: the repair takes cells in key order, ties by key.
+    larger one. ``a_priori``: per population, keys suppressed whatever their count (`protect`).
+    Deterministic: the repair takes cells in key order, ties by key.
     """
     carried = carried or {}
+    a_priori = a_priori or {}
     context = context or {}
     parts: dict[str, tuple[Lattice, Suppressor]] = {}
     for name, tables in populations.items():
         if not tables:
             continue
         try:
-            parts[name] = _suppress(tables, k, zeros, max_rounds, carried.get(name, ()), cleanup_audits, complements)
+            parts[name] = _suppress(
+                tables, k, zeros, max_rounds, carried.get(name, ()), cleanup_audits, complements, a_priori.get(name, {})
+            )
         except ProtectionError as exc:
             raise PopulationNotProtected(name, str(exc)) from None
     if (relations or context) and parts:
@@ -177,11 +186,19 @@ def _suppress(
     carried: Collection[str],
     cleanup_audits: int,
     complements: Complements = "greedy",
+    a_priori: Mapping[str, str] | None = None,
 ) -> tuple[Lattice, Suppressor]:
     """Primary, secondary and clean-up for one population's linked tables; the independent audit of that
     population has the last word on the clean-up."""
     lattice = build_lattice(tables)
     suppressor = Suppressor(lattice, k, zeros)
+    if a_priori:
+        # a-priori unsafe cells are primary cells to the suppressor and the clean-up (never published);
+        # the attacker's floor for them is the usual one, since a published zero is still a zero
+        for cell in (i for i, key in enumerate(lattice.keys) if key in a_priori):
+            if not suppressor.suppressed[cell]:
+                suppressor.reason[cell] = a_priori[lattice.keys[cell]]
+            suppressor.primary[cell] = suppressor.suppressed[cell] = True
     if carried:
         wanted = set(carried)
         for cell in (i for i, key in enumerate(lattice.keys) if key in wanted):
@@ -379,7 +396,8 @@ def _log(tables: Sequence[MartTable], lattice: Lattice, suppressor: Suppressor) 
         frame = table.frame.reset_index(drop=True)
         for i in np.flatnonzero(suppressor.suppressed[row_cells]):
             cell = int(row_cells[i])
-            primary = bool(suppressor.primary[cell])
+            # an a-priori cell above k is withheld by design, not by the threshold rule: logged as secondary
+            primary = bool(suppressor.primary[cell]) and int(lattice.counts[cell]) <= suppressor.k
             records.append(
                 {
                     "mart": table.name,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from treatment_marts.core.config import SQL_IDENTIFIER, SUBSTANCE_GROUPS, ConfigError, load_validated
+from treatment_marts.marts.designs import Design, check_designs
 from treatment_marts.marts.windows import WINDOWED_POPULATIONS, Window, window_scope
 
 REFERENCE_CHARACTERISTICS = ("sex", "age_band", "ethnicity_group")
@@ -142,9 +143,12 @@ class MartsConfig(BaseModel):
     publication: Publication | None = None
     populations: dict[str, Population]
     marts: list[MartDefinition]
+    # declared table designs per area, finest first (marts/designs.py); none: every area at full design
+    designs: list[Design] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> MartsConfig:
+        check_designs(self.designs)
         names = [m.name for m in self.marts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -12,7 +12,7 @@ from pathlib import Path
 from treatment_marts.core.config import load_areas, load_rules
 from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.marts.builder import TOTAL, dimension_levels
-from treatment_marts.marts.definitions import MartDefinition, load_marts
+from treatment_marts.marts.definitions import MartDefinition, MartsConfig, load_marts
 from treatment_marts.marts.seed_tables import SEED000, SEED004
 from treatment_marts.marts.windows import WINDOW_TITLES
 
@@ -136,6 +136,36 @@ def _examples(mart: MartDefinition) -> list[str]:
     ]
 
 
+def _designs_section(config: MartsConfig) -> list[str]:
+    """The declared table designs per area (marts/designs.py): what a very small area is published at."""
+    if not config.designs:
+        return []
+    lines = [
+        "",
+        "## Table designs per area",
+        "",
+        "Each area is published at a declared *design* (`designs` in marts.yaml): the coarsest design whose size "
+        "limit is above the area's adults in treatment in the month, else the full design. At a coarser design "
+        "the area's cells in a merged category are withheld (`c`) a priori in the fine marts, and the national "
+        f"(`{TOTAL}`) rows follow the coarsest design in use, because a national cell minus the other areas would "
+        "otherwise be the small area's withheld cell. A true zero is still published. The merged group's count "
+        "follows from the published margins (the area's adults less its categories that are not merged). The release manifest "
+        "(`area_designs`), the workbook notes and the IG report name each area's design and why.",
+        "",
+        "| design | areas with fewer adults in treatment than | categories merged (withheld a priori) | description |",
+        "|---|---|---|---|",
+    ]
+    for design in config.designs:
+        merged = "; ".join(
+            f"{dim}: {label} = {' + '.join(members)}"
+            for dim, groups in design.collapse.items()
+            for label, members in groups.items()
+        )
+        size = str(design.below_adults) if design.below_adults is not None else "(every other area)"
+        lines.append(f"| `{design.name}` | {size} | {merged or 'nothing'} | {design.description} |")
+    return lines
+
+
 def render_marts_doc(config_dir: Path) -> str:
     rules = load_rules(config_dir)
     areas = load_areas(config_dir)
@@ -218,6 +248,7 @@ def render_marts_doc(config_dir: Path) -> str:
         "|---|---|",
     ]
     lines += [f"| `{name}` | {pop.description} |" for name, pop in config.populations.items()]
+    lines += _designs_section(config)
     lines += ["", "## Marts", ""]
     for mart in config.marts:
         lines += [

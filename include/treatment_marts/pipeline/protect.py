@@ -43,6 +43,7 @@ WINDOWS_FILE = "windows.json"  # the staged release's windows and the earlier re
 if TYPE_CHECKING:
     from treatment_marts.disclosure.protect import ProtectionResult
     from treatment_marts.disclosure.tables import LinearRelation, MartTable
+    from treatment_marts.marts.designs import AreaDesign
     from treatment_marts.pipeline.windows import WindowRelease
 
 
@@ -86,6 +87,7 @@ class ProtectedPopulations:
     losses: list[pd.DataFrame] = field(default_factory=list)
     intervals: list[pd.DataFrame] = field(default_factory=list)
     windows: dict[str, Any] = field(default_factory=dict)  # pipeline/windows.WindowRelease.summary()
+    designs: list[dict[str, str]] = field(default_factory=list)  # marts/designs.AreaDesign, per area then Total
 
 
 def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
@@ -687,6 +689,61 @@ def _completion_bounds(
         return []
 
 
+def release_designs(
+    marts_config: MartsConfig,
+    tables: dict[str, list[MartTable]],
+    clients: dict[str, pd.DataFrame],
+    levels: dict[str, list[str]],
+    scope: AreasConfig,
+) -> tuple[list[AreaDesign], dict[str, dict[str, str]], list[LinearRelation]]:
+    """Each area's declared table design (marts.yaml ``designs``; by its adults in treatment this month),
+    per population the cells those designs do not publish (canonical key -> reason), which
+    `protect_release` suppresses a priori, and what the published designs tell the attacker: an area's
+    adults in treatment lie in its design's size band (`designs.size_bounds`). Every month population
+    follows the same area designs."""
+    from treatment_marts.disclosure.tables import LinearRelation, cell_key, scoped_key  # noqa: F811
+    from treatment_marts.marts.designs import SIZE_POPULATION, a_priori_cells, check_levels, choose_designs, size_bounds
+
+    designs = marts_config.designs
+    if not designs:
+        return [], {}, []
+    check_levels(designs, levels)
+    size = clients.get(SIZE_POPULATION)
+    if size is None:  # no in-treatment marts: no size to choose by, every area stays at the full design
+        return [], {}, []
+    adults = size["area"].astype(str).value_counts().to_dict()
+    chosen = choose_designs(designs, adults, [a.name for a in scope.areas])
+    a_priori: dict[str, dict[str, str]] = {}
+    for population, current in tables.items():
+        keys: dict[str, str] = {}
+        for table in current:
+            dims = list(table.dimensions)
+            rows = table.frame[a_priori_cells(table.frame, dims, designs, chosen).to_numpy()]
+            for period, labels in zip(
+                rows["period"].astype(str), rows[dims].astype(str).itertuples(index=False, name=None), strict=True
+            ):
+                area = labels[dims.index("area")]
+                design = next(c.design for c in chosen if c.area == area)
+                keys[cell_key(period, dict(zip(dims, labels, strict=True)))] = (
+                    f"a priori: {'the national rows are' if area == TOTAL else area + ' is'} published at table "
+                    f"design {design}"
+                )
+        if keys:
+            a_priori[population] = keys
+    sized = tables.get(SIZE_POPULATION) or []
+    periods = sized[0].frame["period"].astype(str).unique() if sized else []
+    relations = [
+        LinearRelation(
+            ((scoped_key(SIZE_POPULATION, cell_key(period, {"area": area})), 1.0),),
+            lower=float("-inf") if lower is None else float(lower),
+            upper=float("inf") if upper is None else float(upper),
+        )
+        for period in periods
+        for area, lower, upper in size_bounds(designs, chosen)
+    ]
+    return chosen, a_priori, relations
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -714,6 +771,8 @@ def protect_populations(
     windows = release_windows(settings, period, analysis, tables, rules, areas, levels, marts_config, scope)
     out.not_built.update(windows.not_built)
     out.windows = windows.summary()
+    designs, a_priori, design_relations = release_designs(marts_config, tables, clients, levels, scope)
+    out.designs = [d.to_dict() for d in designs]
     populations = dict(populations)
     # A window of one month (the year to date in April) joins its month population's system; longer windows
     # are protected after the month marts, with those (and every earlier release they overlap) as context.
@@ -729,7 +788,7 @@ def protect_populations(
         for name in [*tables, *multi]
     }
     bounded = _completion_bounds(settings, tables, sources, period, marts_config, levels, populations, out)
-    month_relations = population_relations(tables, clients)
+    month_relations = population_relations(tables, clients) + design_relations
     # A revision is protected together with the release it replaces (docs/disclosure.md, "Across releases"):
     # the attacker holds both, and each area's cells moved by at most r between them.
     replaced = earlier_release_context(settings, period, tables)
@@ -747,6 +806,7 @@ def protect_populations(
             context=month_context or None,
             complements=rules.disclosure.complements,
             small_only=bool(replaced),
+            a_priori={name: keys for name, keys in a_priori.items() if name in tables},
         )
 
     try:
@@ -766,7 +826,9 @@ def protect_populations(
             )
             replaced.pop(f"{EARLIER_SCOPE}{COMPLETIONS}", None)
             month_context.pop(f"{EARLIER_SCOPE}{COMPLETIONS}", None)
-            month_relations = population_relations(tables, clients) + revision_context_relations(tables, replaced)
+            month_relations = (
+                population_relations(tables, clients) + design_relations + revision_context_relations(tables, replaced)
+            )
             bounded = []
             protected = protect_months([])
         if multi:
@@ -905,6 +967,7 @@ def write_stage_manifest(
     suppressed_cells: int,
     cells_checked: int,
     left_out: list[str],
+    designs: list[dict[str, str]] | None = None,
 ) -> None:
     """``run_manifest.json``: inputs (checksums), rule-set hash, K, marts and the audit result."""
     landed_manifest = read_json(staged / "landed.json") if (staged / "landed.json").exists() else {}
@@ -927,6 +990,8 @@ def write_stage_manifest(
         "marts_not_built": not_built,
         "partial": bool(left_out),
         "areas_left_out": left_out,
+        # each area's declared table design and why, then the national rows' (marts/designs.py)
+        "area_designs": list(designs or []),
         "suppressed_cells": suppressed_cells,
         "audit": {"cells_checked": cells_checked, "disclosed": 0},
         "protected_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -977,6 +1042,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
         suppressed_cells=suppressed_cells,
         cells_checked=cells_checked,
         left_out=left_out,
+        designs=populations.designs,
     )
     return ProtectResult(
         period=period, run_id=run_id, staged_dir=staged, marts=marts, suppressed_cells=suppressed_cells

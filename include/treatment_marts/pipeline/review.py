@@ -296,6 +296,7 @@ def review_figures(
         "package_version": manifest.get("package_version"),
         "protected_at": manifest.get("protected_at"),
         "areas_left_out": left_out,
+        "area_designs": list(manifest.get("area_designs") or []),  # marts/designs.py: area -> design, why
         "audit": {
             "cells_checked": int(audit.get("cells_checked", 0)),
             "disclosed": int(audit.get("disclosed", 0)),

@@ -164,6 +164,11 @@ PERCENT_NOTE = (
     "computed from the published counts after suppression."
 )
 SMALL = "Figures based on small numbers should be interpreted with caution; they are not a measure of need."
+DESIGNS = (
+    "Table designs: {designs}. An area at a coarser design has its cells in the merged categories withheld "
+    f"([c]), and so does '{TOTAL}' (otherwise '{TOTAL}' less the other areas would give them); the merged "
+    "group's count follows from the area's totals. See docs/marts.md, 'Table designs per area'."
+)
 PARTIAL = (
     "Partial release: not available in this release: {areas} (extract not received or not accepted). These "
     f"areas have no rows in any table, and every total, including '{TOTAL}', covers only the areas in the "
@@ -190,14 +195,26 @@ class ExportText:
     publication: dict[str, str]
 
 
+def design_note(manifest: dict) -> str | None:
+    """The note naming each area's table design and why (marts/designs.py), when any area is not at the
+    full design; None otherwise."""
+    designs = list(manifest.get("area_designs") or [])
+    if len({d["design"] for d in designs}) <= 1:
+        return None
+    named = "; ".join(f"{d['area']}: {d['design']} ({d['reason']})" for d in designs)
+    return DESIGNS.format(designs=named)
+
+
 def _notes(text: ExportText, marts: dict[str, pd.DataFrame]) -> tuple[list[Note], dict[str, str]]:
     """The workbook's notes (a caveat shared by marts is one note) and caveat text -> note key."""
     left_out = list(text.manifest.get("areas_left_out") or [])
+    designs = design_note(text.manifest)
     notes = [
         Note("unit", UNIT),
         Note("suppression", SUPPRESSION.format(marker=text.marker, k=text.manifest.get("k", 3))),
         Note("total", TOTAL_NOTE),
         *([Note("partial", PARTIAL.format(areas=", ".join(left_out)))] if left_out else []),
+        *([Note("design", designs)] if designs else []),
         Note("percent", PERCENT_NOTE),
         Note("small", SMALL),
     ]
@@ -242,6 +259,7 @@ def area_book(
     sheets = []
     for number, (name, frame) in enumerate(marts.items(), start=1):
         refs = ["unit", "suppression", "total", *(["partial"] if left_out else [])]
+        refs += ["design"] if design_note(text.manifest) and "area" in frame.columns else []
         refs += ["percent"] if "percent" in frame.columns else []
         refs += [caveat_keys[c] for c in text.caveats.get(name, [])]
         title = text.titles.get(name) or name.replace("_", " ").capitalize()

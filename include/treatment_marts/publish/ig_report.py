@@ -96,6 +96,20 @@ def _left_out(figures: dict[str, Any]) -> str:
     )
 
 
+def _designs(figures: dict[str, Any]) -> str:
+    """Each area's declared table design and why (marts/designs.py): the cost of a coarser design is in
+    the loss tables below, beside what primary suppression alone would withhold."""
+    rows = list(figures.get("area_designs") or [])
+    if not rows:
+        return ""
+    return (
+        "<h2>Table design per area</h2><p>A very small area is published at a coarser design: its cells in the "
+        "merged categories are withheld a priori, and so are the national rows' (the national rows follow the "
+        "coarsest design in use, so no withheld cell is the national figure less the other areas).</p>"
+        + _table(rows, {"area": "area", "design": "design", "reason": "why"}, "area-designs")
+    )
+
+
 def _verdict(figures: dict[str, Any]) -> str:
     audit = figures["audit"]
     if audit["passed"]:
@@ -202,7 +216,7 @@ across {totals["marts"]} marts; primary suppression alone would withhold {totals
         totals["percent_primary"]
     }%),
 the rest is secondary (complementary) suppression and derived marts withheld with their inputs.</p>
-{_validation_summary(figures)}{_publication(published, bool(figures.get("gate", True)))}
+{_validation_summary(figures)}{_publication(published, bool(figures.get("gate", True)))}{_designs(figures)}
 <h2>Information loss per mart</h2>{
         _table(
             figures["marts"],

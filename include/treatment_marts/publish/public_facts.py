@@ -29,6 +29,7 @@ PUBLIC_KEYS = frozenset(
         "protected_at",
         "partial",  # the release leaves areas out (names only: which areas, never how many rows or why)
         "areas_left_out",
+        "area_designs",  # each area's table design and why (a size band it is below, never its count)
     }
 )
 # Per input file: what was received and its checksum; never its row count.
