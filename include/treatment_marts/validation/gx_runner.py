@@ -29,6 +29,7 @@ from typing import Any
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network here, and no telemetry of health data
 
 import great_expectations as gx  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from great_expectations.constants import DATAFRAME_REPLACEMENT_STR  # noqa: E402
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult  # noqa: E402
@@ -228,24 +229,33 @@ def _domain_columns(config: ExpectationConfiguration, columns: pd.Index) -> tupl
 
 
 def _domains(
-    configs: list[ExpectationConfiguration], columns: pd.Index, width: int = DOMAIN_WIDTH
+    configs: list[ExpectationConfiguration], frame: pd.DataFrame, width: int = DOMAIN_WIDTH
 ) -> list[tuple[tuple[str, ...] | None, list[ExpectationConfiguration]]]:
     """The suite's expectations packed into batches of at most ``width`` columns (more only when one
     expectation alone reads more), table-level rules on the whole frame.
 
-    A batch per expectation would make every take as narrow as possible, but each batch costs GX a
-    validator, a fingerprint of the frame and a metric graph (~10 ms); a few columns per batch keeps both
-    costs small."""
+    A batch per expectation would make every take as narrow as possible, but each batch costs GX a metric
+    graph and its table metrics; a few columns per batch keeps both costs small. Text columns (Arrow
+    strings: keys, initials, postcodes) are never packed with columns their expectations do not read: GX
+    filters the whole batch for every metric, and a take of a near-unique key costs ~10x one of a code."""
     whole: list[ExpectationConfiguration] = []
     packed: list[tuple[list[str], list[ExpectationConfiguration]]] = []
+
+    def fixed_width(columns: list[str] | tuple[str, ...]) -> bool:
+        return all(isinstance(frame[c].dtype, (pd.CategoricalDtype, np.dtype)) for c in columns)
+
     for config in configs:
-        needed = _domain_columns(config, columns)
+        needed = _domain_columns(config, frame.columns)
         if needed is None:
             whole.append(config)
             continue
         for group_columns, members in packed:
             union = list(dict.fromkeys([*group_columns, *needed]))
-            if len(union) <= width or set(needed) <= set(group_columns):
+            if (
+                (len(union) <= width or set(needed) <= set(group_columns))
+                if fixed_width(union)
+                else set(needed) == set(group_columns)
+            ):
                 group_columns[:] = union
                 members.append(config)
                 break
@@ -283,7 +293,7 @@ def _run_by_domain(
     engine = definition.batch_definition.data_asset.datasource.get_execution_engine()
     by_id: dict[str, Any] = {}
     first_part: Any = None
-    for columns, members in _domains(configs, batch_frame.columns):
+    for columns, members in _domains(configs, batch_frame):
         engine.load_batch_data(batch_id, batch_frame if columns is None else batch_frame[list(columns)])
         _clear_metrics(engine)  # metrics are cached per batch id, which every domain's data shares
         part = validator.validate_expectation_suite(
