@@ -237,7 +237,8 @@ def _domains(
     A batch per expectation would make every take as narrow as possible, but each batch costs GX a metric
     graph and its table metrics; a few columns per batch keeps both costs small. Text columns (Arrow
     strings: keys, initials, postcodes) are never packed with columns their expectations do not read: GX
-    filters the whole batch for every metric, and a take of a near-unique key costs ~10x one of a code."""
+    filters the whole batch for every metric, and copying text is the dearest part of those takes (row
+    takes 0.6 -> 0.4 s CPU at 600k rows when the four key columns stopped sharing one batch)."""
     whole: list[ExpectationConfiguration] = []
     packed: list[tuple[list[str], list[ExpectationConfiguration]]] = []
 
