@@ -4,9 +4,26 @@ a `conftest` import would clash with tests/conftest.py)."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "include" / "config"
+
+
+def config_expecting(areas: Sequence[str], folder: Path) -> Path:
+    """A copy of the shipped configuration at ``folder`` whose deployment expects only ``areas``
+    (operations.yaml), so a month holding just those is complete rather than partial (ends failed)."""
+    shutil.copytree(SHIPPED_CONFIG, folder)
+    operations = folder / "operations.yaml"
+    text = operations.read_text()
+    expected = re.search(r"expected_areas: \[.*\]", text)
+    assert expected, "operations.yaml lists arrival.expected_areas on one line"
+    operations.write_text(text.replace(expected.group(0), f"expected_areas: [{', '.join(areas)}]"))
+    return folder
 
 
 def deployment_env(home: Path, data_root: Path, **extra: str) -> dict[str, str]:

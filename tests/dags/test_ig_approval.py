@@ -6,8 +6,6 @@ reviewer) from another thread -- exactly what the Required Actions page does."""
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -15,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pendulum
 import pytest
+from airflow_helpers import config_expecting
 
-from treatment_marts.core.settings import Settings
 from treatment_marts.ops.synth import generate_extract, write_extract
 
 MARCH = pendulum.datetime(2024, 3, 1, tz="UTC")
@@ -81,12 +79,7 @@ def respond_when_asked(
 def gated_dag_folder(dags_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     """The DAG's shape is decided when the file is parsed: parse it with the gate switched on. The deployment
     expects two areas (operations.yaml), so a month with both is complete and protects in seconds."""
-    config = tmp_path_factory.mktemp("gated") / "config"
-    shutil.copytree(Settings.from_env().config_dir, config)
-    operations = (config / "operations.yaml").read_text()
-    expected = re.search(r"^  expected_areas: .*$", operations, flags=re.M)
-    assert expected, "operations.yaml lists expected_areas"
-    (config / "operations.yaml").write_text(operations.replace(expected.group(0), f"  expected_areas: {AREAS}"))
+    config = config_expecting(AREAS, tmp_path_factory.mktemp("gated") / "config")
     mp = pytest.MonkeyPatch()
     mp.setenv("TREATMENT_MARTS_IG_APPROVAL", "true")
     mp.setenv("TREATMENT_MARTS_CONFIG_DIR", str(config))

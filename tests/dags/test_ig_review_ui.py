@@ -17,9 +17,7 @@ month; Debian's Chromium, driven by Playwright, then plays the reviewer:
 from __future__ import annotations
 
 import json
-import re
 import secrets
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from airflow_helpers import airflow_in, deployment_env
+from airflow_helpers import airflow_in, config_expecting, deployment_env
 
 from treatment_marts.core.config import load_areas
 from treatment_marts.core.settings import Settings
@@ -89,12 +87,7 @@ def ui_stack(home: Path, data_root: Path, shots: Path) -> Iterator[Stack]:
     for period, seed in (("2024-03", 11), ("2024-04", 12)):
         _write_inbox(data_root, period, seed)
     # The deployment expects these two areas (operations.yaml): a month with both is complete, not partial.
-    config = home / "config"
-    shutil.copytree(Settings.from_env().config_dir, config)
-    operations = (config / "operations.yaml").read_text()
-    expected = re.search(r"^  expected_areas: .*$", operations, flags=re.M)
-    assert expected, "operations.yaml lists expected_areas"
-    (config / "operations.yaml").write_text(operations.replace(expected.group(0), f"  expected_areas: {AREAS}"))
+    config = config_expecting(AREAS, home / "config")
     passwords = {user: secrets.token_urlsafe(12) for user in (ADMIN, REVIEWER, ANALYST)}
     (home / "passwords.json").write_text(json.dumps(passwords))
     port = free_port()

@@ -11,7 +11,6 @@ marts must be the same bytes. Workers share the data root, as they would a share
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import socket
 import subprocess
@@ -22,10 +21,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from airflow_helpers import airflow_in, deployment_env
+from airflow_helpers import airflow_in, config_expecting, deployment_env
 
 from treatment_marts.cli import main as treatment_marts_cli
-from treatment_marts.core.settings import REPO_DIR
 from treatment_marts.ops.airflow_local import (
     LocalAirflow,
     celery_env,
@@ -72,14 +70,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped configuration, expecting only the two areas of this month (else the run ends failed)."""
-    folder = tmp_path_factory.mktemp("config") / "config"
-    shutil.copytree(REPO_DIR / "include" / "config", folder)
-    operations = folder / "operations.yaml"
-    text = operations.read_text()
-    expected = re.search(r"expected_areas: \[.*\]", text)
-    assert expected, "operations.yaml lists arrival.expected_areas on one line"
-    operations.write_text(text.replace(expected.group(0), f"expected_areas: [{', '.join(AREAS)}]"))
-    return folder
+    return config_expecting(AREAS, tmp_path_factory.mktemp("config") / "config")
 
 
 @pytest.fixture(scope="module")
