@@ -21,7 +21,7 @@ adults in treatment in the month (the ``in_treatment`` population), else the fir
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -117,7 +117,7 @@ class AreaDesign:
     reason: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"area": self.area, "design": self.design, "reason": self.reason}
+        return asdict(self)
 
 
 def choose_designs(designs: Sequence[Design], adults: Mapping[str, int], areas: Sequence[str]) -> list[AreaDesign]:

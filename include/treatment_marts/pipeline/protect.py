@@ -713,6 +713,7 @@ def release_designs(
         return [], {}, []
     adults = size["area"].astype(str).value_counts().to_dict()
     chosen = choose_designs(designs, adults, [a.name for a in scope.areas])
+    design_of = {c.area: c.design for c in chosen}
     a_priori: dict[str, dict[str, str]] = {}
     for population, current in tables.items():
         keys: dict[str, str] = {}
@@ -723,10 +724,9 @@ def release_designs(
                 rows["period"].astype(str), rows[dims].astype(str).itertuples(index=False, name=None), strict=True
             ):
                 area = labels[dims.index("area")]
-                design = next(c.design for c in chosen if c.area == area)
                 keys[cell_key(period, dict(zip(dims, labels, strict=True)))] = (
                     f"a priori: {'the national rows are' if area == TOTAL else area + ' is'} published at table "
-                    f"design {design}"
+                    f"design {design_of[area]}"
                 )
         if keys:
             a_priori[population] = keys
