@@ -191,6 +191,13 @@ def _validate_log_lines(stack: Stack, run_id: str) -> dict[str, int]:
     return {str(p.relative_to(logs)): len(p.read_text().splitlines()) for p in sorted(logs.rglob("*.log"))}
 
 
+def _task_log_tail(stack: Stack, run_id: str, task_id: str, lines: int = 40) -> str:
+    """The end of a task's logs, for an assertion message when the run went another way than the test."""
+    logs = stack.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    text = "\n".join(p.read_text(errors="replace") for p in sorted(logs.rglob("*.log")))
+    return "\n".join(text.splitlines()[-lines:]) or f"(no {task_id} log under {logs})"
+
+
 def test_a_reviewer_decides_on_the_evidence_in_the_airflow_ui(stack: Stack) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -279,7 +286,9 @@ def test_a_reviewer_decides_on_the_evidence_in_the_airflow_ui(stack: Stack) -> N
             assert _task_state(stack, rejected_run, "ig_approval", token) == "failed"
             assert _task_state(stack, rejected_run, "publish", token) == "upstream_failed"
             rejected = [json.loads(p.read_text()) for p in stack.data_root.glob("restricted/runs/*/approval.json")]
-            assert {(r["decision"], r["by"]) for r in rejected} == {("Approve", REVIEWER), ("Reject", REVIEWER)}
+            assert {(r["decision"], r["by"]) for r in rejected} == {("Approve", REVIEWER), ("Reject", REVIEWER)}, (
+                _task_log_tail(stack, rejected_run, "ig_approval")
+            )
             assert "coarser groups first" in next(r["comment"] for r in rejected if r["decision"] == "Reject")
 
             # The governance page links the run's Data Docs: styled, and nothing loaded from elsewhere.

@@ -25,13 +25,14 @@ from treatment_marts.ops.bench import (
 def test_make_bench_writes_json_a_plot_and_the_goal_ratios_of_one_run(tmp_path: Path) -> None:
     figures = bench_all(
         tmp_path / "out",
-        sizes=(800, 3000),
+        sizes=(1500, 3000),
         validation_clients=800,
         catalogue_clients=None,
         optimal_gap_tables=2,
+        areas=["Exborough", "Northton"],  # two areas: the command end to end, not the disclosure workload
     )
     written = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert [r["clients"] for r in written["pipeline"]] == [800, 3000]
+    assert [r["clients"] for r in written["pipeline"]] == [1500, 3000]
     # each size: every stage of `treatment-marts run` and the bare read + write baseline, all measured
     result = figures["pipeline"][-1]
     stages = [s["stage"] for s in result["stages"]]

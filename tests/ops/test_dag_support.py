@@ -119,3 +119,21 @@ def test_the_gate_is_assigned_to_the_reviewers(monkeypatch) -> None:
     assert ig_reviewer_users() == [{"id": "ig.reviewer", "name": "ig.reviewer"}]
     monkeypatch.delenv("TREATMENT_MARTS_IG_REVIEWERS")
     assert ig_reviewer_users() is None
+
+
+def test_a_timed_out_gate_is_never_an_approval(tmp_path, monkeypatch) -> None:
+    """The resume after the response timeout carries an error and no chosen option: a refusal, recorded."""
+    import json
+
+    from treatment_marts.core.ids import Period, RunId
+    from treatment_marts.core.settings import Settings
+    from treatment_marts.ops.dag_support import RunContext
+    from treatment_marts.ops.dag_tasks import record_ig_decision
+
+    monkeypatch.setenv("TREATMENT_MARTS_IG_REVIEWERS", "ig.reviewer")
+    run = RunContext(Settings.from_env(data_root=tmp_path / "data"), Period.parse("2024-03"), RunId.parse("run_1"))
+    event = {"error": "The timeout has passed", "error_type": "timeout"}
+    problem = record_ig_decision(run, event, "Reject", "engineer")
+    assert problem and "no IG decision" in problem and "timeout" in problem
+    record = json.loads((tmp_path / "data" / "restricted" / "runs" / "run_1" / "approval.json").read_text())
+    assert record["decision"] == "no decision (timeout)" and record["by"] == "unknown"

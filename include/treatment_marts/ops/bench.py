@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,15 +79,22 @@ def measure(stage: str, results: list[StageMeasure], rows: int | None = None) ->
 
 
 def bench_pipeline(
-    clients: int, *, workdir: Path, fmt: str = "parquet", seed: int = 20240101, period: str = "2024-03"
+    clients: int,
+    *,
+    workdir: Path,
+    fmt: str = "parquet",
+    seed: int = 20240101,
+    period: str = "2024-03",
+    areas: Sequence[str] | None = None,
 ) -> dict:
-    """Generate a month of ``clients`` and run every stage in-process, measuring each."""
+    """Generate a month of ``clients`` and run every stage in-process, measuring each. ``areas``: only
+    these configured areas send an extract (default: all; the test suite's smoke run takes two)."""
     from treatment_marts.ops.synth import generate_extract, write_extract
     from treatment_marts.pipeline.run import run_period
 
     results: list[StageMeasure] = []
     with measure("generate (not part of the pipeline)", results) as m:
-        frame = generate_extract(period, clients=clients, seed=seed)
+        frame = generate_extract(period, clients=clients, seed=seed, areas=areas)
         m.rows = len(frame)
     rows = len(frame)
     extract = write_extract(frame, workdir / "inbox" / f"extract.{fmt}")
@@ -425,11 +432,13 @@ def render_load(result: dict) -> str:
     return "\n".join(lines)
 
 
-def bench_scaling(client_sizes: list[int], *, fmt: str = "parquet") -> list[dict]:
+def bench_scaling(
+    client_sizes: list[int], *, fmt: str = "parquet", areas: Sequence[str] | None = None
+) -> list[dict]:
     out = []
     for clients in client_sizes:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
-            out.append(bench_pipeline(clients, workdir=Path(tmp), fmt=fmt))
+            out.append(bench_pipeline(clients, workdir=Path(tmp), fmt=fmt, areas=areas))
     return out
 
 
@@ -624,8 +633,10 @@ def bench_all(
     optimal_gap_tables: int | None = 30,
     load: tuple[int, int] | None = None,
     load_clients: int | None = None,
+    areas: Sequence[str] | None = None,
 ) -> dict:
     """Every benchmark of docs/performance.md in one run; writes ``bench.json`` and ``bench.png`` to ``out_dir``.
+    ``areas``: the pipeline months hold only these areas (default all; the test suite's smoke run).
 
     The machine's load average is recorded before and after: the goals are ratios measured in this run,
     but absolute times are only comparable between idle runs."""
@@ -637,7 +648,7 @@ def bench_all(
         "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": os.getloadavg()},
     }
-    figures["pipeline"] = bench_scaling(list(sizes))
+    figures["pipeline"] = bench_scaling(list(sizes), areas=areas)
     if validation_clients:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
             figures["validation"] = bench_validation(validation_clients, workdir=Path(tmp))
