@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pendulum
 import pytest
+from airflow_helpers import config_expecting
 
 from treatment_marts.ops.synth import generate_extract, write_extract
 
@@ -48,11 +49,15 @@ ALL_TASKS = ["plan_areas", "land_area[0]", "validate_area[0]", "protect", "publi
 @pytest.fixture(scope="module")
 def published(airflow_db: Path, dags_folder: Path, tmp_path_factory: pytest.TempPathFactory):
     data_root = tmp_path_factory.mktemp("dagrun")
-    # Every expected area (operations.yaml): a combined file missing one leaves it out and ends the run failed.
-    frame = generate_extract("2024-03", clients=CLIENTS, seed=21)
+    # Every expected area: a combined file missing one leaves it out and ends the run failed. The deployment
+    # here expects three (operations.yaml), so the combined file of those three is a complete month.
+    config = config_expecting(AREAS, tmp_path_factory.mktemp("config") / "config")
+    frame = generate_extract("2024-03", clients=CLIENTS, areas=AREAS, seed=21)
     # The default extract location: <data root>/inbox/period=2024-03/ (the period comes from the logical date).
     write_extract(frame, data_root / "inbox" / "period=2024-03" / "extract.csv")
-    dag_run = run_dag(dags_folder, data_root)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TREATMENT_MARTS_CONFIG_DIR", str(config))
+        dag_run = run_dag(dags_folder, data_root)
     return dag_run, data_root, frame
 
 

@@ -161,7 +161,9 @@ def test_without_twelve_accepted_months_the_mart_is_not_built_and_the_manifest_s
 
     settings = Settings.from_env(data_root=tmp_path / "data")
     period = "2024-03"  # the month tests/pipeline/test_stages.py publishes
-    path = write_extract(generate_extract(period, clients=800, seed=7), tmp_path / "x.parquet")
+    path = write_extract(
+        generate_extract(period, clients=800, areas=["Exborough", "Northton"], seed=7), tmp_path / "x.parquet"
+    )
     landed = land(settings, period, path, run_id="one")
     result = protect(settings, period, "one", landed.landed_paths)
     assert "completions_representation_area_substance" not in result.marts

@@ -432,9 +432,7 @@ def render_load(result: dict) -> str:
     return "\n".join(lines)
 
 
-def bench_scaling(
-    client_sizes: list[int], *, fmt: str = "parquet", areas: Sequence[str] | None = None
-) -> list[dict]:
+def bench_scaling(client_sizes: list[int], *, fmt: str = "parquet", areas: Sequence[str] | None = None) -> list[dict]:
     out = []
     for clients in client_sizes:
         with tempfile.TemporaryDirectory(prefix="tm-bench-") as tmp:
