@@ -7,6 +7,7 @@ a truncated log blocked every revision with an ArrowInvalid traceback.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -173,6 +174,38 @@ def test_a_corrected_extract_is_protected_against_the_release_it_replaces(small_
         small_only=True,
     )
     assert len(result.intervals) and result.passed, result.intervals[result.intervals["disclosed"]].head()
+    # The IG reviewer is told the rule the revision was audited under and what it accepted: how many withheld
+    # cells the attacker holding both releases pins above k (none within 1..k), in the restricted manifest
+    # and the IG report, never in the public manifest.
+    staged = settings.restricted_dir / "runs" / "small_v2"
+    manifest = json.loads((staged / "run_manifest.json").read_text())
+    revision = manifest["revision_audit"]
+    intervals = pd.read_parquet(staged / "audit_intervals.parquet")
+    pinned = intervals[(intervals["lower"] == intervals["upper"]) & (intervals["upper"] > 3)]
+    pinned = pinned[pinned["reason"] != "published in the earlier release"]
+    assert revision["cells_pinned_above_k"] == len(pinned)
+    assert revision["marts_with_pinned_cells"] == sorted(pinned["mart"].unique())
+    public = json.loads((settings.public_dir / "releases" / f"period={PERIOD}" / "manifest.json").read_text())
+    assert "revision_audit" not in public
+    pages = [p.read_text() for p in settings.restricted_dir.rglob("*.html") if "small_v2" in str(p)]
+    assert any('id="revision-audit"' in page and "sensitive-cell rule" in page for page in pages), "IG report"
     for name, (_, old) in before.items():
         hidden_before = old.frame["count"].isna().to_numpy()
         assert after[name][1].frame["count"].isna().to_numpy()[hidden_before].all(), name
+
+
+def test_the_revision_audit_counts_complementary_cells_pinned_above_k_but_not_cells_already_public() -> None:
+    from treatment_marts.pipeline.protect import revision_audit
+
+    intervals = pd.DataFrame(
+        {
+            "mart": ["a", "a", "b", "b", "c"],
+            "cell": ["1", "2", "3", "4", "5"],
+            "lower": pd.array([7, 4, 12, 2, 9], dtype="Int64"),
+            "upper": pd.array([7, 9, 12, 8, 9], dtype="Int64"),
+            "reason": ["", "", "", "", "published in the earlier release"],
+        }
+    )
+    found = revision_audit(intervals, k=3)
+    assert found["cells_pinned_above_k"] == 2 and found["marts_with_pinned_cells"] == ["a", "b"]
+    assert "0..3" in found["rule"]

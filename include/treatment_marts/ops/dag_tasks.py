@@ -125,10 +125,9 @@ def record_ig_decision(
     comment = str((event.get("params_input") or {}).get("comment") or "")
     if "error" in event or not event.get("chosen_options"):
         # No decision arrived (the response timeout passed, or the resume carried an error): never approval.
-        chosen = f"no decision ({event.get('error_type') or 'no option chosen'})"
-        problem = f"no IG decision on the release of {run.period} ({chosen}): nothing published"
-        record_approval(run.settings, run.run_id, decision=chosen, by=by, at=str(event.get("responded_at")), comment="")
-        return problem
+        none = f"no decision ({event.get('error_type') or 'no option chosen'})"
+        record_approval(run.settings, run.run_id, decision=none, by=by, at=str(event.get("responded_at")), comment="")
+        return f"no IG decision on the release of {run.period} ({none}): nothing published"
     chosen = str(event["chosen_options"][0])
     reviewers = ig_reviewers()
     problem = None

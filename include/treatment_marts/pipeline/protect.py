@@ -88,6 +88,9 @@ class ProtectedPopulations:
     intervals: list[pd.DataFrame] = field(default_factory=list)
     windows: dict[str, Any] = field(default_factory=dict)  # pipeline/windows.WindowRelease.summary()
     designs: list[dict[str, str]] = field(default_factory=list)  # marts/designs.AreaDesign, per area then Total
+    # A revision, audited with the release it replaces under the sensitive-cell rule: what the IG reviewer
+    # must know of it (restricted; `revision_audit`), else None.
+    revision: dict[str, Any] | None = None
 
 
 def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
@@ -874,6 +877,7 @@ def protect_populations(
     out.intervals.append(result.intervals)
     if not result.passed:
         raise DisclosureAuditFailed(result)
+    out.revision = revision_audit(result.intervals, rules.disclosure.k) if replaced else None
     for population in order:
         percent_of = {d.name: d.percent_of for d in populations[population]}
         for table in protected[population].tables:
@@ -932,6 +936,25 @@ def build_derived_marts(
     return built
 
 
+def revision_audit(intervals: pd.DataFrame, k: int) -> dict[str, Any]:
+    """What the audit of a revision against the release it replaces accepted under the sensitive-cell rule
+    (docs/disclosure.md, "A revision is protected as a difference"): withheld cells the attacker holding
+    both releases pins at a value above k. None is a group of 1..k, but the reviewer sees how many there are."""
+    lower = pd.to_numeric(intervals.get("lower"), errors="coerce") if len(intervals) else pd.Series(dtype=float)
+    upper = pd.to_numeric(intervals.get("upper"), errors="coerce") if len(intervals) else pd.Series(dtype=float)
+    already_public = intervals.get("reason", pd.Series("", index=intervals.index)).eq(
+        "published in the earlier release"
+    )
+    pinned = ((lower == upper) & (upper > k) & ~already_public).fillna(False).astype(bool)
+    return {
+        "rule": f"sensitive cells: no withheld cell provably 0..{k}; complementary cells pinned above {k} accepted",
+        "cells_pinned_above_k": int(pinned.sum()),
+        "marts_with_pinned_cells": sorted(intervals.loc[pinned, "mart"].astype(str).unique().tolist())
+        if "mart" in intervals.columns
+        else [],
+    }
+
+
 def _attach_audit(log: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ("mart", "period", "cell") if c in log.columns and c in intervals.columns]
     bounds = intervals[keys + ["lower", "upper"]].rename(columns={"lower": "audit_lower", "upper": "audit_upper"})
@@ -968,8 +991,10 @@ def write_stage_manifest(
     cells_checked: int,
     left_out: list[str],
     designs: list[dict[str, str]] | None = None,
+    revision: dict[str, Any] | None = None,
 ) -> None:
-    """``run_manifest.json``: inputs (checksums), rule-set hash, K, marts and the audit result."""
+    """``run_manifest.json``: inputs (checksums), rule-set hash, K, marts and the audit result; for a
+    revision, the rule it was audited under against the release it replaces (restricted: not a public fact)."""
     landed_manifest = read_json(staged / "landed.json") if (staged / "landed.json").exists() else {}
     accepted_names = {Path(p).name for p in landed_paths}  # accepted = landed name
     manifest = {
@@ -994,6 +1019,7 @@ def write_stage_manifest(
         "area_designs": list(designs or []),
         "suppressed_cells": suppressed_cells,
         "audit": {"cells_checked": cells_checked, "disclosed": 0},
+        "revision_audit": revision,
         "protected_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     write_json(staged / "run_manifest.json", manifest)
@@ -1043,6 +1069,7 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
         cells_checked=cells_checked,
         left_out=left_out,
         designs=populations.designs,
+        revision=populations.revision,
     )
     return ProtectResult(
         period=period, run_id=run_id, staged_dir=staged, marts=marts, suppressed_cells=suppressed_cells

@@ -301,6 +301,7 @@ def review_figures(
             "cells_checked": int(audit.get("cells_checked", 0)),
             "disclosed": int(audit.get("disclosed", 0)),
             "passed": int(audit.get("disclosed", 0)) == 0,
+            "revision": manifest.get("revision_audit"),  # a revision: the rule against the release it replaces
         },
         "totals": {
             "marts": len(by_mart),
