@@ -114,9 +114,19 @@ class _Builder:
 
     def tables(self, definitions: list[MartDefinition], clients: pd.DataFrame, at: Period) -> list[MartTable]:
         from treatment_marts.disclosure.tables import MartTable
+        from treatment_marts.marts.populations import national_overlap
 
+        # A client in treatment in two areas over the window is in both areas' rows and once in the national
+        # Total, as in a month (issue 18): the tables carry that overlap, or their lines would not add up.
+        overlap = national_overlap(clients)
         return [
-            MartTable(d.name, tuple(d.dimensions), build_mart(clients, d, str(at), self.levels)) for d in definitions
+            MartTable(
+                d.name,
+                tuple(d.dimensions),
+                build_mart(clients, d, str(at), self.levels),
+                overlap={"area": overlap} if overlap and "area" in d.dimensions else {},
+            )
+            for d in definitions
         ]
 
 
@@ -145,7 +155,7 @@ def _as_context(published: pd.DataFrame, truth: MartTable) -> MartTable:
     frame["period"] = frame["period"].astype("string")
     frame["count"] = frame["count"].astype("Int64")
     frame["true_count"] = frame["true_count"].astype("Int64").where(frame["count"].isna(), frame["count"])
-    return MartTable(truth.name, truth.dimensions, frame)
+    return MartTable(truth.name, truth.dimensions, frame, overlap=truth.overlap)
 
 
 def _values(tables: dict[str, list[MartTable]], context: dict[str, list[MartTable]]) -> dict[str, float]:
