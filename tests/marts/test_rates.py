@@ -32,3 +32,68 @@ def test_suppressed_numerator_or_denominator_withholds_the_percentage() -> None:
     assert pd.isna(result[("A", "Male")]) and pd.isna(result[("A", "Female")])
     assert pd.isna(result[("B", "Male")]) and pd.isna(result[("B", "Female")])
     assert result[("B", "Total")] == 100.0
+
+
+def _exits() -> pd.DataFrame:
+    rows = []
+    for area, success, total in (("A", 12, 40), ("B", None, 9), ("Total", 20, 49)):
+        for group, count in (("Successful completion", success), ("Total", total)):
+            rows.append({"area": area, "substance_group": "Total", "discharge_group": group, "count": count})
+    frame = pd.DataFrame(rows).assign(period="2025-03")
+    frame["count"] = frame["count"].astype("Int64")
+    frame["status"] = pd.array(["c" if pd.isna(c) else None for c in frame["count"]], dtype="string")
+    return frame
+
+
+def _in_treatment() -> pd.DataFrame:
+    rows = []
+    for area, total in (("A", 300), ("B", 80), ("Total", None)):
+        for sex, count in (("Female", None), ("Total", total)):
+            rows.append({"area": area, "substance_group": "Total", "sex": sex, "count": count})
+    frame = pd.DataFrame(rows).assign(period="2025-03")
+    frame["count"] = frame["count"].astype("Int64")
+    frame["status"] = pd.array(["c" if pd.isna(c) else None for c in frame["count"]], dtype="string")
+    return frame
+
+
+def test_the_completion_rate_is_the_ratio_of_two_published_cells_and_withheld_whole_with_either() -> None:
+    """Successful completions over adults in treatment (sex = Total), both as published: A is 12 of 300;
+    B's completions are withheld in the exits mart and the national base in the in-treatment mart, so those
+    rows show nothing at all (not the count either mart already withholds, nor a percentage of it)."""
+    from treatment_marts.marts.rates import build_completion_rate
+
+    rate = build_completion_rate(_exits(), _in_treatment(), "2025-03").set_index("area")
+    assert rate.loc["A", ["count", "in_treatment", "percent"]].tolist() == [12, 300, 4.0]
+    for area in ("B", "Total"):
+        assert rate.loc[area, "status"] == "c"
+        assert rate.loc[area, ["count", "in_treatment", "percent"]].isna().all()
+    assert list(build_completion_rate(_exits(), _in_treatment(), "2025-03").columns) == [
+        "period",
+        "area",
+        "substance_group",
+        "count",
+        "in_treatment",
+        "percent",
+        "status",
+    ]
+
+
+def test_a_completion_rate_needs_an_exits_numerator_and_an_in_treatment_base_of_its_window() -> None:
+    import pytest
+    import yaml
+
+    from treatment_marts.core.settings import REPO_DIR
+    from treatment_marts.marts.definitions import MartsConfig
+
+    config = yaml.safe_load((REPO_DIR / "include" / "config" / "marts.yaml").read_text())
+    MartsConfig.model_validate(config)  # the shipped one is valid
+    rate = next(m for m in config["marts"] if m["measure"] == "completion_rate")
+    for change, message in (
+        ({"denominator_from": "exits_reason_area_substance_fy"}, "denominator_from must name an in_treatment"),
+        ({"derived_from": "in_treatment_substance_area_sex_fy"}, "derived_from must be an exits mart"),
+        ({"denominator_from": "in_treatment_substance_area_sex_rolling_12"}, "window financial_year"),
+        ({"dimensions": ["area"]}, "dimensions [area, substance_group]"),
+    ):
+        broken = {**config, "marts": [({**m, **change} if m is rate else m) for m in config["marts"]]}
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            MartsConfig.model_validate(broken)

@@ -44,13 +44,16 @@ class MartDefinition(BaseModel):
     dimensions: list[Annotated[str, Field(pattern=SQL_IDENTIFIER)]] = Field(min_length=1, max_length=4)
     # clients: protected with its population; unmet_need / location: derived after suppression from a published
     # clients mart; reference_population: a reference file only (no client data, not subject to K3)
-    measure: Literal["clients", "unmet_need", "location", "reference_population", "trend"]
+    measure: Literal["clients", "unmet_need", "location", "reference_population", "trend", "completion_rate"]
     percent_of: str | None = None
     caveats: list[str] = []
     # measure unmet_need only: a mart derived after suppression from a published clients mart
     derived_from: str | None = None
     reference: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+\.csv$")
     prevalence_groups: dict[str, list[str]] | None = None
+    # measure completion_rate only: the published in-treatment mart of the same window whose area x substance
+    # cells (sex = Total) are the denominator of the successful completions in ``derived_from`` (an exits mart)
+    denominator_from: str | None = None
     # the period the mart counts over (marts/windows.py): one month, or distinct clients over a window ending
     # with the release's month; a derived mart has its source's window
     window: Window = "month"
@@ -65,11 +68,12 @@ class MartDefinition(BaseModel):
         if len(set(self.dimensions)) != len(self.dimensions):
             raise ValueError(f"mart {self.name}: a dimension is listed twice")
         if self.window != "month" and (
-            self.population not in WINDOWED_POPULATIONS or self.measure not in ("clients", "unmet_need", "trend")
+            self.population not in WINDOWED_POPULATIONS
+            or self.measure not in ("clients", "unmet_need", "trend", "completion_rate")
         ):
             raise ValueError(
                 f"mart {self.name}: window {self.window} needs a population of {list(WINDOWED_POPULATIONS)} "
-                "and measure clients or unmet_need"
+                "and measure clients, unmet_need, trend or completion_rate"
             )
         if self.percent_of is not None and self.percent_of not in self.dimensions:
             raise ValueError(f"mart {self.name}: percent_of {self.percent_of!r} is not one of its dimensions")
@@ -78,11 +82,14 @@ class MartDefinition(BaseModel):
             "location": self._check_location,
             "reference_population": self._check_reference_population,
             "trend": self._check_trend,
+            "completion_rate": self._check_completion_rate,
         }.get(self.measure, self._check_clients)()
         return self
 
     def _check_clients(self) -> None:
-        if any(v is not None for v in (self.derived_from, self.reference, self.prevalence_groups)):
+        if any(
+            v is not None for v in (self.derived_from, self.reference, self.prevalence_groups, self.denominator_from)
+        ):
             raise ValueError(
                 f"mart {self.name}: derived_from, reference and prevalence_groups are for derived marts only "
                 "(measure unmet_need, location or reference_population)"
@@ -102,7 +109,24 @@ class MartDefinition(BaseModel):
                     f"mart {self.name}: prevalence group {group!r} needs substance groups of {list(SUBSTANCE_GROUPS)}, got {unknown or 'none'}"
                 )
 
+    def _check_completion_rate(self) -> None:
+        if (
+            self.derived_from is None
+            or self.denominator_from is None
+            or self.reference
+            or self.prevalence_groups
+            or self.percent_of
+            or self.dimensions != ["area", "substance_group"]
+        ):
+            raise ValueError(
+                f"mart {self.name}: a completion_rate mart has dimensions [area, substance_group], derived_from (an "
+                "exits mart by area, substance_group and discharge_group) and denominator_from (an in-treatment mart "
+                "by area and substance_group) of its window; no percent_of, reference or prevalence_groups"
+            )
+
     def _check_location(self) -> None:
+        if self.denominator_from is not None:
+            raise ValueError(f"mart {self.name}: denominator_from is for completion_rate marts only")
         if self.derived_from is None or self.reference or self.prevalence_groups or "location" not in self.dimensions:
             raise ValueError(
                 f"mart {self.name}: a location mart needs derived_from (a clients mart with an area dimension) and "
@@ -169,7 +193,28 @@ class MartsConfig(BaseModel):
                     raise ValueError(
                         f"mart {mart.name}: window {mart.window} differs from its source's ({source.window})"
                     )
+            if mart.measure == "completion_rate":
+                self._check_rate_sources(mart)
         return self
+
+    def _check_rate_sources(self, mart: MartDefinition) -> None:
+        by_name = {m.name: m for m in self.marts}
+        exits, base = by_name[str(mart.derived_from)], by_name.get(str(mart.denominator_from))
+        if exits.population != "exits" or not {"area", "substance_group", "discharge_group"} <= set(exits.dimensions):
+            raise ValueError(
+                f"mart {mart.name}: derived_from must be an exits mart by area, substance_group and discharge_group"
+            )
+        if (
+            base is None
+            or base.measure != "clients"
+            or base.population != "in_treatment"
+            or base.window != mart.window
+            or not {"area", "substance_group"} <= set(base.dimensions)
+        ):
+            raise ValueError(
+                f"mart {mart.name}: denominator_from must name an in_treatment clients mart by area and "
+                f"substance_group of window {mart.window}"
+            )
 
     def by_population(self) -> dict[str, list[MartDefinition]]:
         """Month marts of one population share margins: they are protected together as linked tables."""
@@ -192,6 +237,10 @@ class MartsConfig(BaseModel):
     def derived(self) -> list[MartDefinition]:
         """Unmet-need marts: computed by the protect stage from its protected marts (no new disclosure)."""
         return [m for m in self.marts if m.measure == "unmet_need"]
+
+    def completion_rates(self) -> list[MartDefinition]:
+        """Successful completions as a share of those in treatment: from two published marts of one window."""
+        return [m for m in self.marts if m.measure == "completion_rate"]
 
     def trends(self) -> list[MartDefinition]:
         """Trend marts: each closed financial year's published cells side by side (pipeline/windows.build_trend)."""

@@ -116,7 +116,7 @@ def _examples(mart: MartDefinition) -> list[str]:
     )
     held = [d for d in mart.dimensions if d != place and d not in free]
     show = [place, *(["area_code"] if place == "area" else []), *free, "count"]
-    show += ["percent"] if mart.percent_of else []
+    show += ["percent"] if mart.percent_of or mart.measure == "completion_rate" else []
     show += ["unmet_need_percent"] if mart.measure == "unmet_need" else []
     first = "Exborough"
     where = [f"period = '{EXAMPLE_PERIOD}'", f"{place} IN ('{first}', '{TOTAL}')", *(f"{d} = '{TOTAL}'" for d in held)]
@@ -275,6 +275,13 @@ def render_marts_doc(config_dir: Path) -> str:
             lines.append(
                 f"- From the reference file `include/config/reference/{mart.reference}` (not client data, not "
                 "suppressed): `count` = adults in the population, `percent` = share of the area's adults"
+            )
+        elif mart.measure == "completion_rate":
+            lines.append(
+                f"- Derived after suppression from the published `{mart.derived_from}` (discharge_group = "
+                f"Successful completion) over `{mart.denominator_from}` (sex = Total): `count` = successful "
+                "completions, `in_treatment` = adults in treatment, `percent` = their ratio; a row is withheld "
+                "whole (`c`) where either cell is"
             )
         elif mart.measure == "trend":
             lines.append(

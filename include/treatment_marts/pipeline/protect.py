@@ -33,7 +33,7 @@ from treatment_marts.ingest.land import ExtractError, read_landed
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.definitions import MartDefinition, MartsConfig
 from treatment_marts.marts.populations import history_months, national_overlap
-from treatment_marts.marts.rates import add_percentages
+from treatment_marts.marts.rates import add_percentages, build_completion_rate
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pipeline.history import store_month
 from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir, write_json
@@ -561,14 +561,19 @@ def protect_windows(
 
     held = {
         name: [
-            MartTable(t.name, t.dimensions, t.frame.assign(true_count=truth.frame["count"].astype("Int64")))
+            MartTable(
+                t.name,
+                t.dimensions,
+                t.frame.assign(true_count=truth.frame["count"].astype("Int64")),
+                overlap=truth.overlap,  # the month's areas sum to more than national by the clients in two
+            )
             for t, truth in zip(protected[name].tables, months[name], strict=True)
         ]
         for name in months
     }
     context = {**windows.context, **windows.month_context, **held}
     public = [
-        (name, MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])))
+        (name, MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"]), overlap=t.overlap))
         for name, ts in context.items()
         for t in ts
     ]
@@ -860,7 +865,9 @@ def protect_populations(
     # already published) and the releases the windows overlap; solved with this release, not reported.
     held, held_scopes, public, zero_held = _as_published(replaced, relations)
     overlapping = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
-    held += [MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"])) for _, t in overlapping]
+    held += [
+        MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"]), overlap=t.overlap) for _, t in overlapping
+    ]
     held_scopes += [name for name, _ in overlapping]
     result = audit(
         released + held,
@@ -919,6 +926,16 @@ def build_derived_marts(
         if partial:
             estimates = [e for e in estimates if e.area != TOTAL]
         frame = build_unmet_need(source, definition, estimates, rules, scope, period)
+        assert_k_safe(frame, definition.name, rules.disclosure.k)
+        frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
+        built.append(definition.name)
+    for definition in marts_config.completion_rates():  # two published marts of one window, side by side
+        sources = [marts_dir / f"{name}.parquet" for name in (definition.derived_from, definition.denominator_from)]
+        if not all(path.exists() for path in sources):
+            continue  # its window is not built at this period (the manifest names the sources as not built)
+        by_name = {m.name: m for m in marts_config.marts}
+        dims = (by_name[str(definition.derived_from)].dimensions, by_name[str(definition.denominator_from)].dimensions)
+        frame = build_completion_rate(pd.read_parquet(sources[0]), pd.read_parquet(sources[1]), str(period), dims)
         assert_k_safe(frame, definition.name, rules.disclosure.k)
         frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
         built.append(definition.name)

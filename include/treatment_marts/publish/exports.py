@@ -83,6 +83,7 @@ HEADERS = {
     "location": "Location",
     "count": "Number of people",
     "percent": "Percentage",
+    "in_treatment": "Adults in treatment",
     "estimate": "Estimated number in need",
     "estimate_lower": "Estimated number in need, lower bound",
     "estimate_upper": "Estimated number in need, upper bound",
