@@ -34,26 +34,30 @@ def test_suppressed_numerator_or_denominator_withholds_the_percentage() -> None:
     assert result[("B", "Total")] == 100.0
 
 
-def _exits() -> pd.DataFrame:
-    rows = []
-    for area, success, total in (("A", 12, 40), ("B", None, 9), ("Total", 20, 49)):
-        for group, count in (("Successful completion", success), ("Total", total)):
-            rows.append({"area": area, "substance_group": "Total", "discharge_group": group, "count": count})
+def _published(column: str, cells: dict[tuple[str, str], int | None]) -> pd.DataFrame:
+    """A published mart by area and ``column`` (substance group Total): a missing count is withheld (c)."""
+    rows = [{"area": a, "substance_group": "Total", column: level, "count": c} for (a, level), c in cells.items()]
     frame = pd.DataFrame(rows).assign(period="2025-03")
     frame["count"] = frame["count"].astype("Int64")
     frame["status"] = pd.array(["c" if pd.isna(c) else None for c in frame["count"]], dtype="string")
     return frame
+
+
+def _exits() -> pd.DataFrame:
+    success, total = "Successful completion", "Total"
+    return _published(
+        "discharge_group",
+        {("A", success): 12, ("A", total): 40, ("B", success): None, ("B", total): 9}
+        | {("Total", success): 20, ("Total", total): 49},
+    )
 
 
 def _in_treatment() -> pd.DataFrame:
-    rows = []
-    for area, total in (("A", 300), ("B", 80), ("Total", None)):
-        for sex, count in (("Female", None), ("Total", total)):
-            rows.append({"area": area, "substance_group": "Total", "sex": sex, "count": count})
-    frame = pd.DataFrame(rows).assign(period="2025-03")
-    frame["count"] = frame["count"].astype("Int64")
-    frame["status"] = pd.array(["c" if pd.isna(c) else None for c in frame["count"]], dtype="string")
-    return frame
+    return _published(
+        "sex",
+        {("A", "Female"): None, ("A", "Total"): 300, ("B", "Female"): None, ("B", "Total"): 80}
+        | {("Total", "Female"): None, ("Total", "Total"): None},
+    )
 
 
 def test_the_completion_rate_is_the_ratio_of_two_published_cells_and_withheld_whole_with_either() -> None:
