@@ -14,7 +14,7 @@ exactly those tables.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -388,8 +388,6 @@ def _as_published(
     """The earlier release as the final audit's attacker holds it: its public tables (no true counts), their
     scopes, the revision's keys whose value it already published (disclosure.relations.published_through),
     and its withheld zeros (carried forward there: the attacker knows only >= 0 for them)."""
-    from dataclasses import replace
-
     from treatment_marts.disclosure.relations import published_through, table_keys
     from treatment_marts.disclosure.tables import scoped_key
 
@@ -557,25 +555,17 @@ def protect_windows(
     from treatment_marts.disclosure.audit import audit
     from treatment_marts.disclosure.protect import protect_release
     from treatment_marts.disclosure.relations import table_keys
-    from treatment_marts.disclosure.tables import MartTable  # noqa: F811
 
     held = {
         name: [
-            MartTable(
-                t.name,
-                t.dimensions,
-                t.frame.assign(true_count=truth.frame["count"].astype("Int64")),
-                overlap=truth.overlap,  # the month's areas sum to more than national by the clients in two
-            )
+            replace(t, frame=t.frame.assign(true_count=truth.frame["count"].astype("Int64")))
             for t, truth in zip(protected[name].tables, months[name], strict=True)
         ]
         for name in months
     }
     context = {**windows.context, **windows.month_context, **held}
     public = [
-        (name, MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"]), overlap=t.overlap))
-        for name, ts in context.items()
-        for t in ts
+        (name, replace(t, frame=t.frame.drop(columns=["true_count"]))) for name, ts in context.items() for t in ts
     ]
     window_keys = {name: sorted(table_keys(tables)) for name, tables in multi.items()}
     forced: dict[str, set[str]] = {name: set() for name in multi}
@@ -768,7 +758,7 @@ def protect_populations(
     system, write the marts."""
     from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
     from treatment_marts.disclosure.protect import PopulationNotProtected, protect_release
-    from treatment_marts.disclosure.tables import MartTable, ProtectionError, scoped_key  # noqa: F811
+    from treatment_marts.disclosure.tables import ProtectionError, scoped_key  # noqa: F811
 
     carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
@@ -865,9 +855,8 @@ def protect_populations(
     # already published) and the releases the windows overlap; solved with this release, not reported.
     held, held_scopes, public, zero_held = _as_published(replaced, relations)
     overlapping = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
-    held += [
-        MartTable(t.name, t.dimensions, t.frame.drop(columns=["true_count"]), overlap=t.overlap) for _, t in overlapping
-    ]
+    # replace, not a new MartTable: a table keeps what it declares (its national overlap) as context too
+    held += [replace(t, frame=t.frame.drop(columns=["true_count"])) for _, t in overlapping]
     held_scopes += [name for name, _ in overlapping]
     result = audit(
         released + held,

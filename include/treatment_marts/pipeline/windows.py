@@ -21,7 +21,7 @@ context cell it could pin is protected through this release's cells), and the au
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -142,8 +142,6 @@ def published_mart(settings: Settings, name: str, period: Period) -> pd.DataFram
 
 def _as_context(published: pd.DataFrame, truth: MartTable) -> MartTable:
     """The published table with ``true_count`` for its withheld cells (rebuilt from the history)."""
-    from treatment_marts.disclosure.tables import MartTable
-
     dims = list(truth.dimensions)
     frame = published[["period", *dims, "count", "status"]].copy()
     for d in dims:
@@ -155,7 +153,7 @@ def _as_context(published: pd.DataFrame, truth: MartTable) -> MartTable:
     frame["period"] = frame["period"].astype("string")
     frame["count"] = frame["count"].astype("Int64")
     frame["true_count"] = frame["true_count"].astype("Int64").where(frame["count"].isna(), frame["count"])
-    return MartTable(truth.name, truth.dimensions, frame, overlap=truth.overlap)
+    return replace(truth, frame=frame)  # keeps what the table declares (its national overlap)
 
 
 def _values(tables: dict[str, list[MartTable]], context: dict[str, list[MartTable]]) -> dict[str, float]:
