@@ -19,6 +19,8 @@ followed it are found in the earlier months' accepted extracts, linked by the ps
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 SUCCESS = "Successful completion"  # discharge_group label (rules.yaml collapses.discharge_group)
@@ -147,6 +149,12 @@ def national_overlap(clients: pd.DataFrame) -> int:
     n - 1). The sum of the areas' cells of any mart cell exceeds its national cell by 0..D. Known to the
     pipeline, never published (and derivable from published grand totals anyway)."""
     return int(len(clients) - len(national_clients(clients)))
+
+
+def area_overlap(overlap: int, dimensions: Sequence[str]) -> dict[str, int]:
+    """``MartTable.overlap`` of a table of ``dimensions`` over clients of national overlap D: the Total
+    counts distinct clients along area only (every other dimension sums exactly)."""
+    return {"area": overlap} if overlap > 0 and "area" in dimensions else {}
 
 
 def subset_slack(subset_clients: pd.DataFrame, superset_clients: pd.DataFrame) -> int:

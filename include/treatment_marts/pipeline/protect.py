@@ -32,7 +32,7 @@ from treatment_marts.deidentify.recode import RecodeResult, recode
 from treatment_marts.ingest.land import ExtractError, read_landed
 from treatment_marts.marts import build_mart, dimension_levels, load_marts, select_population
 from treatment_marts.marts.definitions import MartDefinition, MartsConfig
-from treatment_marts.marts.populations import history_months, national_overlap
+from treatment_marts.marts.populations import area_overlap, history_months, national_overlap
 from treatment_marts.marts.rates import add_percentages, build_completion_rate
 from treatment_marts.marts.unmet_need import build_unmet_need, load_prevalence
 from treatment_marts.pipeline.history import store_month
@@ -361,8 +361,7 @@ def _overlap_of(frame: pd.DataFrame, dims: list[str], counts: pd.Series) -> dict
     grand = frame[others].eq(TOTAL).all(axis=1) if others else pd.Series(True, index=frame.index)
     national = counts[grand & frame["area"].eq(TOTAL)]
     areas = counts[grand & frame["area"].ne(TOTAL)]
-    overlap = int(areas.sum()) - int(national.sum())
-    return {"area": overlap} if overlap > 0 else {}
+    return area_overlap(int(areas.sum()) - int(national.sum()), dims)
 
 
 def revision_context_relations(
@@ -650,7 +649,7 @@ def month_populations(
                 name=d.name,
                 dimensions=tuple(d.dimensions),
                 frame=build_mart(clients[population], d, period, levels),
-                overlap={"area": overlap} if overlap and "area" in d.dimensions else {},
+                overlap=area_overlap(overlap, d.dimensions),
             )
             for d in definitions
         ]

@@ -114,7 +114,7 @@ class _Builder:
 
     def tables(self, definitions: list[MartDefinition], clients: pd.DataFrame, at: Period) -> list[MartTable]:
         from treatment_marts.disclosure.tables import MartTable
-        from treatment_marts.marts.populations import national_overlap
+        from treatment_marts.marts.populations import area_overlap, national_overlap
 
         # A client in treatment in two areas over the window is in both areas' rows and once in the national
         # Total, as in a month (issue 18): the tables carry that overlap, or their lines would not add up.
@@ -124,7 +124,7 @@ class _Builder:
                 d.name,
                 tuple(d.dimensions),
                 build_mart(clients, d, str(at), self.levels),
-                overlap={"area": overlap} if overlap and "area" in d.dimensions else {},
+                overlap=area_overlap(overlap, d.dimensions),
             )
             for d in definitions
         ]
