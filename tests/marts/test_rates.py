@@ -60,18 +60,28 @@ def _in_treatment() -> pd.DataFrame:
     )
 
 
+def _rate() -> pd.DataFrame:
+    from treatment_marts.marts.rates import build_completion_rate
+
+    return build_completion_rate(
+        _exits(),
+        _in_treatment(),
+        "2025-03",
+        exits_dimensions=["area", "substance_group", "discharge_group"],
+        in_treatment_dimensions=["area", "substance_group", "sex"],
+    )
+
+
 def test_the_completion_rate_is_the_ratio_of_two_published_cells_and_withheld_whole_with_either() -> None:
     """Successful completions over adults in treatment (sex = Total), both as published: A is 12 of 300;
     B's completions are withheld in the exits mart and the national base in the in-treatment mart, so those
     rows show nothing at all (not the count either mart already withholds, nor a percentage of it)."""
-    from treatment_marts.marts.rates import build_completion_rate
-
-    rate = build_completion_rate(_exits(), _in_treatment(), "2025-03").set_index("area")
+    rate = _rate().set_index("area")
     assert rate.loc["A", ["count", "in_treatment", "percent"]].tolist() == [12, 300, 4.0]
     for area in ("B", "Total"):
         assert rate.loc[area, "status"] == "c"
         assert rate.loc[area, ["count", "in_treatment", "percent"]].isna().all()
-    assert list(build_completion_rate(_exits(), _in_treatment(), "2025-03").columns) == [
+    assert list(_rate().columns) == [
         "period",
         "area",
         "substance_group",

@@ -75,6 +75,8 @@ class MartDefinition(BaseModel):
                 f"mart {self.name}: window {self.window} needs a population of {list(WINDOWED_POPULATIONS)} "
                 "and measure clients, unmet_need, trend or completion_rate"
             )
+        if self.denominator_from is not None and self.measure != "completion_rate":
+            raise ValueError(f"mart {self.name}: denominator_from is for completion_rate marts only")
         if self.percent_of is not None and self.percent_of not in self.dimensions:
             raise ValueError(f"mart {self.name}: percent_of {self.percent_of!r} is not one of its dimensions")
         {
@@ -87,9 +89,7 @@ class MartDefinition(BaseModel):
         return self
 
     def _check_clients(self) -> None:
-        if any(
-            v is not None for v in (self.derived_from, self.reference, self.prevalence_groups, self.denominator_from)
-        ):
+        if any(v is not None for v in (self.derived_from, self.reference, self.prevalence_groups)):
             raise ValueError(
                 f"mart {self.name}: derived_from, reference and prevalence_groups are for derived marts only "
                 "(measure unmet_need, location or reference_population)"
@@ -125,8 +125,6 @@ class MartDefinition(BaseModel):
             )
 
     def _check_location(self) -> None:
-        if self.denominator_from is not None:
-            raise ValueError(f"mart {self.name}: denominator_from is for completion_rate marts only")
         if self.derived_from is None or self.reference or self.prevalence_groups or "location" not in self.dimensions:
             raise ValueError(
                 f"mart {self.name}: a location mart needs derived_from (a clients mart with an area dimension) and "

@@ -7,9 +7,12 @@ numerator or its denominator is suppressed: it never carries information the cou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from treatment_marts.marts.builder import TOTAL
+from treatment_marts.marts.populations import SUCCESS
 
 
 def add_percentages(table: pd.DataFrame, dimensions: list[str], percent_of: str, decimals: int = 1) -> pd.DataFrame:
@@ -32,39 +35,35 @@ def add_percentages(table: pd.DataFrame, dimensions: list[str], percent_of: str,
     return result
 
 
-SUCCESSFUL = "Successful completion"  # the discharge_group of codes 80-82 (rules.yaml)
-
-
 def build_completion_rate(
     exits: pd.DataFrame,
     in_treatment: pd.DataFrame,
     period: str,
-    dimensions: tuple[list[str], list[str]] | None = None,
+    *,
+    exits_dimensions: Sequence[str],
+    in_treatment_dimensions: Sequence[str],
 ) -> pd.DataFrame:
     """Successful completions as a share of the adults in treatment over one window, by area and substance
     group (the NDTMS / PHOF measure), from two *published* marts of that window: the exits mart's
     successful-completion cells and the in-treatment mart's cells (every other dimension at Total).
 
     A row is withheld whole (``status`` c: count, base and percent empty) when either published cell is, so
-    the mart holds no number the two marts do not already show and needs no protection of its own.
-    ``dimensions``: the two marts' dimensions (default: every column but the period, count, status and
-    percent), so that other columns (an area code) are never taken for one.
+    the mart holds no number the two marts do not already show and needs no protection of its own. The
+    marts' declared dimensions say which columns to hold at Total (a published mart has others, such as
+    the area code).
     """
     keys = ["area", "substance_group"]
 
-    def cells(frame: pd.DataFrame, dims: list[str] | None, fixed: dict[str, str]) -> pd.DataFrame:
+    def cells(frame: pd.DataFrame, dimensions: Sequence[str], fixed: dict[str, str]) -> pd.DataFrame:
         rows = frame
-        dims = dims or [c for c in frame.columns if c not in {"period", "count", "status", "percent"}]
-        for column in [c for c in dims if c not in keys]:
+        for column in [d for d in dimensions if d not in keys]:
             rows = rows[rows[column] == fixed.get(column, TOTAL)]
         return rows[[*keys, "count"]]
 
-    exits_dims, base_dims = dimensions or (None, None)
-
-    if SUCCESSFUL not in set(exits.get("discharge_group", pd.Series(dtype="string")).astype(str)):
-        raise ValueError(f"the exits mart has no discharge_group {SUCCESSFUL!r} (rules.yaml discharge_group)")
-    numerator = cells(exits, exits_dims, {"discharge_group": SUCCESSFUL}).rename(columns={"count": "_completions"})
-    base = cells(in_treatment, base_dims, {}).rename(columns={"count": "_base"})
+    if SUCCESS not in set(exits["discharge_group"].astype(str)):
+        raise ValueError(f"the exits mart has no discharge_group {SUCCESS!r} (rules.yaml discharge_group)")
+    numerator = cells(exits, exits_dimensions, {"discharge_group": SUCCESS}).rename(columns={"count": "_completions"})
+    base = cells(in_treatment, in_treatment_dimensions, {}).rename(columns={"count": "_base"})
     merged = base.merge(numerator, on=keys, how="left", validate="one_to_one")
     completions = merged["_completions"].astype("Float64")
     denominator = merged["_base"].astype("Float64")
@@ -85,4 +84,4 @@ def build_completion_rate(
             "status": pd.array([pd.NA if s else "c" for s in shown], dtype="string"),
         }
     )
-    return frame.reset_index(drop=True)
+    return frame

@@ -917,13 +917,19 @@ def build_derived_marts(
         assert_k_safe(frame, definition.name, rules.disclosure.k)
         frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
         built.append(definition.name)
+    by_name = {m.name: m for m in marts_config.marts}
     for definition in marts_config.completion_rates():  # two published marts of one window, side by side
-        sources = [marts_dir / f"{name}.parquet" for name in (definition.derived_from, definition.denominator_from)]
+        exits, base = by_name[str(definition.derived_from)], by_name[str(definition.denominator_from)]
+        sources = [marts_dir / f"{m.name}.parquet" for m in (exits, base)]
         if not all(path.exists() for path in sources):
             continue  # its window is not built at this period (the manifest names the sources as not built)
-        by_name = {m.name: m for m in marts_config.marts}
-        dims = (by_name[str(definition.derived_from)].dimensions, by_name[str(definition.denominator_from)].dimensions)
-        frame = build_completion_rate(pd.read_parquet(sources[0]), pd.read_parquet(sources[1]), str(period), dims)
+        frame = build_completion_rate(
+            pd.read_parquet(sources[0]),
+            pd.read_parquet(sources[1]),
+            str(period),
+            exits_dimensions=exits.dimensions,
+            in_treatment_dimensions=base.dimensions,
+        )
         assert_k_safe(frame, definition.name, rules.disclosure.k)
         frame.to_parquet(marts_dir / f"{definition.name}.parquet", index=False)
         built.append(definition.name)
