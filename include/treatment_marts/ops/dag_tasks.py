@@ -123,26 +123,30 @@ def record_ig_decision(
     user = event.get("responded_by_user") or {}
     by = str(user.get("name") or user.get("id") or "unknown")
     comment = str((event.get("params_input") or {}).get("comment") or "")
-    if "error" in event or not event.get("chosen_options"):
-        # No decision arrived (the response timeout passed, or the resume carried an error): never approval.
-        none = f"no decision ({event.get('error_type') or 'no option chosen'})"
-        record_approval(run.settings, run.run_id, decision=none, by=by, at=str(event.get("responded_at")), comment="")
-        return f"no IG decision on the release of {run.period} ({none}): nothing published"
-    chosen = str(event["chosen_options"][0])
+    # No decision arrived (the response timeout passed, or the resume carried an error): never approval.
+    answered = "error" not in event and bool(event.get("chosen_options"))
+    chosen = (
+        str(event["chosen_options"][0])
+        if answered
+        else f"no decision ({event.get('error_type') or 'no option chosen'})"
+    )
     reviewers = ig_reviewers()
     problem = None
-    if chosen == reject:
+    if not answered:
+        problem = f"no IG decision on the release of {run.period} ({chosen}): nothing published"
+    elif chosen == reject:
         problem = f"IG reviewer {by} rejected the release of {run.period}: {comment or 'no reason given'}"
     elif triggered_by and by == triggered_by:
         problem = f"{by} triggered this run and cannot approve it (separation of duties): nothing published"
     elif reviewers and by not in reviewers:
         problem = f"{by} is not an IG reviewer (TREATMENT_MARTS_IG_REVIEWERS) and cannot approve: nothing published"
+    refused = problem is not None and answered and chosen != reject  # an approval this user may not give
     record_approval(
         run.settings,
         run.run_id,
-        decision=chosen if problem is None or chosen == reject else f"refused approval by {by}",
+        decision=f"refused approval by {by}" if refused else chosen,
         by=by,
         at=str(event.get("responded_at")),
-        comment=comment,
+        comment=comment if answered else "",
     )
     return problem
