@@ -951,18 +951,13 @@ def revision_audit(intervals: pd.DataFrame, k: int) -> dict[str, Any]:
     """What the audit of a revision against the release it replaces accepted under the sensitive-cell rule
     (docs/disclosure.md, "A revision is protected as a difference"): withheld cells the attacker holding
     both releases pins at a value above k. None is a group of 1..k, but the reviewer sees how many there are."""
-    lower = pd.to_numeric(intervals.get("lower"), errors="coerce") if len(intervals) else pd.Series(dtype=float)
-    upper = pd.to_numeric(intervals.get("upper"), errors="coerce") if len(intervals) else pd.Series(dtype=float)
-    already_public = intervals.get("reason", pd.Series("", index=intervals.index)).eq(
-        "published in the earlier release"
-    )
-    pinned = ((lower == upper) & (upper > k) & ~already_public).fillna(False).astype(bool)
+    # The audit's intervals always carry these columns (Int64 bounds; upper missing when unbounded).
+    already_public = intervals["reason"].eq("published in the earlier release")
+    pinned = (intervals["lower"].eq(intervals["upper"]) & intervals["upper"].gt(k) & ~already_public).fillna(False)
     return {
         "rule": f"sensitive cells: no withheld cell provably 0..{k}; complementary cells pinned above {k} accepted",
         "cells_pinned_above_k": int(pinned.sum()),
-        "marts_with_pinned_cells": sorted(intervals.loc[pinned, "mart"].astype(str).unique().tolist())
-        if "mart" in intervals.columns
-        else [],
+        "marts_with_pinned_cells": sorted(intervals.loc[pinned, "mart"].astype(str).unique().tolist()),
     }
 
 

@@ -111,27 +111,34 @@ def _designs(figures: dict[str, Any]) -> str:
 
 
 def _verdict(figures: dict[str, Any]) -> str:
-    audit = figures["audit"]
+    audit, k = figures["audit"], figures["k"]
+    if not audit["passed"]:
+        return (
+            f'<p class="bad" id="audit">Disclosure audit FAILED for {audit["disclosed"]} cell(s): do not approve.</p>'
+        )
     revision = audit.get("revision")
-    if audit["passed"] and revision:
-        k = figures["k"]
-        pinned = int(revision.get("cells_pinned_above_k", 0))
-        marts = ", ".join(revision.get("marts_with_pinned_cells") or []) or "none"
-        return (
-            f'<p class="ok" id="audit">Disclosure audit passed: {audit["cells_checked"]} suppressed cell(s) checked '
-            f"by an independent attacker model holding this revision and the release it replaces; none within "
-            f"1..{k}.</p>"
-            f'<p class="{"warn" if pinned else "ok"}" id="revision-audit">This is a revision, audited against the '
-            f"release it replaces under the sensitive-cell rule: {pinned} withheld complementary cell(s) can be "
-            f"recovered exactly by someone holding both releases, each above {k} (marts: {_e(marts)}). "
-            "No group of 1..k follows; reject if those values must stay unknown (docs/disclosure.md).</p>"
-        )
-    if audit["passed"]:
-        return (
-            f'<p class="ok" id="audit">Disclosure audit passed: {audit["cells_checked"]} suppressed cell(s) checked '
-            f"by an independent attacker model; none recoverable exactly or within 1..{figures['k']}.</p>"
-        )
-    return f'<p class="bad" id="audit">Disclosure audit FAILED for {audit["disclosed"]} cell(s): do not approve.</p>'
+    attacker, found = (
+        (" holding this revision and the release it replaces", f"none within 1..{k}")
+        if revision
+        else ("", f"none recoverable exactly or within 1..{k}")
+    )
+    passed = (
+        f'<p class="ok" id="audit">Disclosure audit passed: {audit["cells_checked"]} suppressed cell(s) checked '
+        f"by an independent attacker model{attacker}; {found}.</p>"
+    )
+    return passed + (_revision_audit(revision, k) if revision else "")
+
+
+def _revision_audit(revision: dict[str, Any], k: int) -> str:
+    """What the audit of a revision against the release it replaces accepted (pipeline/protect.revision_audit)."""
+    pinned = int(revision.get("cells_pinned_above_k", 0))
+    marts = ", ".join(revision.get("marts_with_pinned_cells") or []) or "none"
+    return (
+        f'<p class="{"warn" if pinned else "ok"}" id="revision-audit">This is a revision, audited against the '
+        f"release it replaces under the sensitive-cell rule: {pinned} withheld complementary cell(s) can be "
+        f"recovered exactly by someone holding both releases, each above {k} (marts: {_e(marts)}). "
+        "No group of 1..k follows; reject if those values must stay unknown (docs/disclosure.md).</p>"
+    )
 
 
 def _validation_summary(figures: dict[str, Any]) -> str:
