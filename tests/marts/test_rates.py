@@ -76,12 +76,13 @@ def test_the_completion_rate_is_the_ratio_of_two_published_cells_and_withheld_wh
     """Successful completions over adults in treatment (sex = Total), both as published: A is 12 of 300;
     B's completions are withheld in the exits mart and the national base in the in-treatment mart, so those
     rows show nothing at all (not the count either mart already withholds, nor a percentage of it)."""
-    rate = _rate().set_index("area")
+    built = _rate()
+    rate = built.set_index("area")
     assert rate.loc["A", ["count", "in_treatment", "percent"]].tolist() == [12, 300, 4.0]
     for area in ("B", "Total"):
         assert rate.loc[area, "status"] == "c"
         assert rate.loc[area, ["count", "in_treatment", "percent"]].isna().all()
-    assert list(_rate().columns) == [
+    assert list(built.columns) == [
         "period",
         "area",
         "substance_group",

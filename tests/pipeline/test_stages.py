@@ -20,7 +20,7 @@ PERIOD = "2024-03"
 @pytest.fixture(scope="module")
 def extract(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     # three areas, one of them tiny (Little Haven): every stage and a month that needs suppression, without
-    # the eight-area disclosure workload (that is the benchmarks' and the DAG tests' job)
+    # the eight-area disclosure workload (the benchmarks and tests/pipeline/test_combined_missing_area.py keep it)
     frame = generate_extract(PERIOD, clients=1500, areas=SENDING, seed=7)
     path = write_extract(frame, tmp_path_factory.mktemp("inbox") / "extract.csv")
     return path, frame
