@@ -211,3 +211,17 @@ def test_property_the_audit_decides_every_hidden_cell_as_the_exact_integer_progr
         assert bool(intervals.loc[key, "disclosed"]) == integer_verdict(lower, upper), key
         assert intervals.loc[key, "lower"] <= lower
         assert pd.isna(intervals.loc[key, "upper"]) or upper <= intervals.loc[key, "upper"]
+
+
+def test_a_whole_system_audit_narrowed_to_some_scopes_is_the_audit_that_reports_only_them() -> None:
+    """`reported` (the window repair's last round reused as the stage's audit) gives the rows, order and
+    verdicts of `audit(report=...)` on the same system: the context's cells are solved, not reported."""
+    from treatment_marts.disclosure.audit import reported
+
+    first, second = hide(three_way(HALVES), HALVES_HIDDEN), hide(three_way(HALVES + 1), HALVES_HIDDEN[:6])
+    tables, scopes = [second, first], ["context", "release"]
+    whole = audit(tables, scopes=scopes)
+    only = audit(tables, scopes=scopes, report=[1])
+    narrowed = reported(whole, ["release"])
+    assert len(whole.intervals) > len(narrowed.intervals) > 0
+    pd.testing.assert_frame_equal(narrowed.intervals, only.intervals)

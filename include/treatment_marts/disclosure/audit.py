@@ -507,10 +507,27 @@ def audit(
         small_only=small_only,
     )
     result = suppressed.merge(intervals, on="key", how="left")
+    result["disclosed"] = result["disclosed"].fillna(False).astype(bool)
+    return _with_true_counts(result, true_counts)
+
+
+def _with_true_counts(result: pd.DataFrame, true_counts: pd.DataFrame | None) -> AuditResult:
+    """The intervals with the restricted true counts beside them (reported, never used to solve)."""
+    result = result.drop(columns=["true_count"], errors="ignore")
     if true_counts is not None and len(true_counts):
-        truth = true_counts[["mart", "cell", "true_count"]]
-        result = result.merge(truth, on=["mart", "cell"], how="left")
+        result = result.merge(true_counts[["mart", "cell", "true_count"]], on=["mart", "cell"], how="left")
     else:
         result["true_count"] = pd.NA
-    result["disclosed"] = result["disclosed"].fillna(False).astype(bool)
     return AuditResult(result.reset_index(drop=True))
+
+
+def reported(result: AuditResult, scopes: Sequence[str], true_counts: pd.DataFrame | None = None) -> AuditResult:
+    """An audit of a whole system (every table reported) narrowed to the cells of ``scopes``, in their
+    order, as `audit` with ``report`` set to those tables would give them: a caller that audited the same
+    system already (the window repair's last round) need not solve it again."""
+    scope_of = result.intervals["key"].str.split("|", n=1).str[0]
+    rank = {scope: i for i, scope in enumerate(scopes)}
+    position = scope_of.map(rank)
+    kept = result.intervals.assign(_rank=position)[position.notna()]
+    kept = kept.sort_values("_rank", kind="stable").drop(columns="_rank")
+    return _with_true_counts(kept, true_counts)

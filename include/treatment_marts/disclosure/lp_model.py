@@ -228,17 +228,21 @@ class BoundsModel:
         low, high = tighten(lower, upper)
         if not borderline(low, high, k):
             return Interval(low, high)
-        # An LP optimum attained at an integral point is the integer optimum (rounded, that point satisfies
-        # the integer relations exactly: its residual is an integer below one); only the others need a MIP.
+        # A tightened LP bound that some integer solution already reaches is the integer optimum (no integer
+        # point lies beyond it): an LP optimum attained at an integral point (rounded, it satisfies the
+        # integer relations exactly: its residual is an integer below one), or any integral point seen so
+        # far (other cells' LP optima, earlier integer programmes' points). Only the others need a MIP.
         top, top_proved, top_point = (high, True, None)
-        if not self._attained.get((j, True), False):
+        if not (self._attained.get((j, True), False) or self._integral_high[j] >= high):
             top, top_proved, top_point = self._integer_bound(j, maximise=True)
         if top <= k:  # even an unproved dual bound is a valid upper bound: proved small
             return Interval(low, top)
         bottom, bottom_proved, bottom_point = (low, True, None)
-        if not self._attained.get((j, False), False):
+        if not (self._attained.get((j, False), False) or self._integral_low[j] <= low):
             bottom, bottom_proved, bottom_point = self._integer_bound(j, maximise=False)
         found = tuple(p for p in (top_point, bottom_point) if p is not None)
+        for point in found:  # integer solutions of the whole connected system: witnesses for its other cells
+            self._integral(point)
         return Interval(bottom, top, top_proved and bottom_proved, found)
 
     def verdict(self, j: int, lower: float, upper: float, k: int, truth: float) -> Interval:

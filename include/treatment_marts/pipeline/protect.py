@@ -41,6 +41,7 @@ from treatment_marts.pipeline.record import accepted_extract, read_json, run_dir
 WINDOWS_FILE = "windows.json"  # the staged release's windows and the earlier releases it was protected with
 
 if TYPE_CHECKING:
+    from treatment_marts.disclosure.audit import AuditResult
     from treatment_marts.disclosure.protect import ProtectionResult
     from treatment_marts.disclosure.tables import LinearRelation, MartTable
     from treatment_marts.marts.designs import AreaDesign
@@ -540,7 +541,7 @@ def protect_windows(
     rules: RulesConfig,
     earlier: dict[str, set[str]],
     month_relations: list[LinearRelation],
-) -> dict[str, ProtectionResult]:
+) -> tuple[dict[str, ProtectionResult], AuditResult]:
     """The release's window marts, protected against one attacker who holds this release's month marts as
     protected (``protected``, true counts from ``months``) and every earlier published release the windows
     overlap: all are context, never changed; a context cell the windows would expose is protected through
@@ -550,10 +551,13 @@ def protect_windows(
     its own table's lines (an age band of an area whose margin a window bounds) is not. So the release
     audit runs here too, and each window cell whose labels are the most of an exposed cell's (its
     projection on the window's dimensions) is hidden in the next round, until the audit passes (at most
-    WINDOW_REPAIRS rounds; the stage's own audit then has the last word)."""
+    WINDOW_REPAIRS rounds; the stage's own audit then has the last word). Returns the windows' patterns
+    and the last round's audit (every cell of the system, the context's included), which the stage reuses
+    when it would audit the very same system again."""
     from treatment_marts.disclosure.audit import audit
     from treatment_marts.disclosure.protect import protect_release
     from treatment_marts.disclosure.relations import table_keys
+    from treatment_marts.disclosure.tables import scoped_key  # noqa: F811
 
     held = {
         name: [
@@ -585,6 +589,7 @@ def protect_windows(
             zeros=rules.disclosure.zeros,
             scopes=[name for name in multi for _ in result[name].tables] + [name for name, _ in public],
             relations=[*month_relations, *windows.month_relations, *windows.relations],
+            carried={scoped_key(name, key) for name in [*months, *multi] for key in earlier[name]},
         )
         exposed = [json.loads(key.split("|", 1)[1]) for key in check.intervals.loc[check.intervals["disclosed"], "key"]]
         added = False
@@ -595,8 +600,8 @@ def protect_windows(
                     forced[name].add(nearest)
                     added = True
         if not added:
-            return result
-    return result
+            return result, check
+    return result, check
 
 
 def _nearest_cell(labels: dict[str, str], keys: list[str]) -> str | None:
@@ -741,6 +746,50 @@ def release_designs(
     return chosen, a_priori, relations
 
 
+def release_audit(
+    protected: dict[str, ProtectionResult],
+    order: list[str],
+    relations: list[LinearRelation],
+    replaced: dict[str, list[MartTable]],
+    windows: WindowRelease,
+    earlier: dict[str, set[str]],
+    rules: RulesConfig,
+    window_check: AuditResult | None,
+) -> AuditResult:
+    """The stage's audit of the release (systems ``order``) with every earlier release the attacker holds:
+    the release a revision replaces (as published, with the cells it already published) and the releases
+    the windows overlap, solved with this release, not reported."""
+    from treatment_marts.disclosure.audit import audit, reported
+    from treatment_marts.disclosure.tables import scoped_key  # noqa: F811
+
+    released = [t for p in order for t in protected[p].tables]
+    scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
+    logs = [protected[p].log for p in order]
+    true_counts = pd.concat(logs, ignore_index=True) if logs else None
+    if window_check is not None and not replaced:
+        # protect_windows' last round audited this very system (the same tables, relations, floors and
+        # rule; only a revision adds the release it replaces): its verdicts on this release's cells are the
+        # stage's audit, not solved twice (it was half the March close).
+        return reported(window_check, order, true_counts)
+    held, held_scopes, public, zero_held = _as_published(replaced, relations)
+    overlapping = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
+    # replace, not a new MartTable: a table keeps what it declares (its national overlap) as context too
+    held += [replace(t, frame=t.frame.drop(columns=["true_count"])) for _, t in overlapping]
+    held_scopes += [name for name, _ in overlapping]
+    return audit(
+        released + held,
+        k=rules.disclosure.k,
+        zeros=rules.disclosure.zeros,
+        true_counts=true_counts,
+        carried={scoped_key(p, key) for p in order for key in earlier[p]} | zero_held,
+        scopes=scopes + held_scopes,
+        relations=relations,
+        report=range(len(released)),
+        public=public,
+        small_only=bool(replaced),
+    )
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -755,9 +804,9 @@ def protect_populations(
     """Build every population's marts, suppress them against one attacker who holds the whole release
     (each population's linked tables, and the relations between populations), audit the release as one
     system, write the marts."""
-    from treatment_marts.disclosure.audit import DisclosureAuditFailed, audit
+    from treatment_marts.disclosure.audit import DisclosureAuditFailed
     from treatment_marts.disclosure.protect import PopulationNotProtected, protect_release
-    from treatment_marts.disclosure.tables import ProtectionError, scoped_key  # noqa: F811
+    from treatment_marts.disclosure.tables import ProtectionError  # noqa: F811
 
     carried = suppressed_in_current_release(settings, period, marts_config)
     out = ProtectedPopulations()
@@ -828,10 +877,12 @@ def protect_populations(
             )
             bounded = []
             protected = protect_months([])
+        window_check = None
         if multi:
-            protected.update(
-                protect_windows(multi, windows, tables, protected, rules, earlier, month_relations + bounded)
+            window_results, window_check = protect_windows(
+                multi, windows, tables, protected, rules, earlier, month_relations + bounded
             )
+            protected.update(window_results)
     except PopulationNotProtected as exc:
         named = [exc.population] if exc.population in populations else list(tables)
         withheld = sum(len(earlier[p]) for p in named)
@@ -845,30 +896,9 @@ def protect_populations(
         names = ", ".join(d.name for p in named for d in populations[p])
         subject = f"population {exc.population}" if exc.population in populations else "the release's populations"
         raise ProtectionError(f"{subject} (marts {names}) cannot be protected: {exc.reason}{revision}") from None
-    relations = month_relations + bounded + windows.month_relations + windows.relations
     order = [*tables, *multi]
-    released = [t for p in order for t in protected[p].tables]
-    scopes: list[str | None] = [p for p in order for _ in protected[p].tables]
-    logs = [protected[p].log for p in order]
-    # Earlier releases are context: the release a revision replaces (as published, with the cells it
-    # already published) and the releases the windows overlap; solved with this release, not reported.
-    held, held_scopes, public, zero_held = _as_published(replaced, relations)
-    overlapping = [(name, t) for name, ts in {**windows.context, **windows.month_context}.items() for t in ts]
-    # replace, not a new MartTable: a table keeps what it declares (its national overlap) as context too
-    held += [replace(t, frame=t.frame.drop(columns=["true_count"])) for _, t in overlapping]
-    held_scopes += [name for name, _ in overlapping]
-    result = audit(
-        released + held,
-        k=rules.disclosure.k,
-        zeros=rules.disclosure.zeros,
-        true_counts=pd.concat(logs, ignore_index=True) if logs else None,
-        carried={scoped_key(p, key) for p in order for key in earlier[p]} | zero_held,
-        scopes=scopes + held_scopes,
-        relations=relations,
-        report=range(len(released)),
-        public=public,
-        small_only=bool(replaced),
-    )
+    relations = month_relations + bounded + windows.month_relations + windows.relations
+    result = release_audit(protected, order, relations, replaced, windows, earlier, rules, window_check)
     out.intervals.append(result.intervals)
     if not result.passed:
         raise DisclosureAuditFailed(result)
