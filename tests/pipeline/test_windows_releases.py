@@ -28,6 +28,7 @@ from treatment_marts.marts.windows import (
     select_window_population,
     window_span,
 )
+from treatment_marts.ops.attack import outside_attack
 from treatment_marts.ops.synth import generate_extract, write_extract
 from treatment_marts.pipeline.history import read_month
 from treatment_marts.pipeline.run import run_period
@@ -145,6 +146,15 @@ def test_an_attacker_holding_every_release_recovers_nothing(releases: Settings) 
     assert len(relations) > 100
     result = audit(tables, scopes=scopes, relations=relations)
     assert len(result.intervals) > 0 and result.passed, result.intervals[result.intervals["disclosed"]].head()
+
+
+def test_the_outside_attack_holding_every_release_recovers_nothing(releases: Settings) -> None:
+    """ops/attack.py: every relation it derives between all the spans published (not only those the
+    pipeline chose to model), pinning included (strict)."""
+    attack = outside_attack(releases)
+    assert attack.releases == [str(p) for p in PERIODS]
+    assert attack.relations > 100 and len(attack.result.intervals) > 0
+    assert attack.recovered.empty, attack.recovered.head()
 
 
 def test_a_revised_month_is_protected_with_the_later_windows_that_hold_it(releases: Settings, tmp_path: Path) -> None:
