@@ -45,7 +45,6 @@ from treatment_marts.disclosure.audit import AuditResult, audit
 from treatment_marts.disclosure.relations import linked_relations
 from treatment_marts.disclosure.tables import LinearRelation, MartTable, Zeros
 from treatment_marts.marts import load_marts, select_population
-from treatment_marts.marts.definitions import MartDefinition
 from treatment_marts.marts.populations import (
     SUBSET_OF,
     area_overlap,
@@ -62,6 +61,7 @@ from treatment_marts.marts.windows import (
     window_span,
 )
 from treatment_marts.pipeline.history import read_month
+from treatment_marts.pipeline.windows import published_mart
 
 FLOWS = ("new_presentations", "exits")
 ClientsOf = Callable[[str, tuple[Period, ...]], "pd.DataFrame | None"]
@@ -126,10 +126,6 @@ def published_periods(settings: Settings) -> list[Period]:
     )
 
 
-def _span_of(definition: MartDefinition, period: Period) -> WindowSpan | None:
-    return window_span(definition.window, period)
-
-
 class _Clients:
     """Clients of a population over a span, from the restricted history (for the slacks and overlaps)."""
 
@@ -165,14 +161,12 @@ def public_systems(settings: Settings) -> tuple[dict[str, PublicSystem], list[st
     periods = published_periods(settings)
     systems: dict[str, PublicSystem] = {}
     for period in periods:
-        manifest = json.loads((settings.public_dir / "releases" / f"period={period}" / "manifest.json").read_text())
-        published = {str(m) for m in manifest["marts"]}
         for definition in config.marts:
-            span = _span_of(definition, period)
-            if definition.measure != "clients" or definition.name not in published or span is None:
+            span = window_span(definition.window, period)
+            mart = published_mart(settings, definition.name, period) if definition.measure == "clients" else None
+            if span is None or mart is None:
                 continue
-            path = settings.public_dir / "marts" / definition.name / f"period={period}" / "data.parquet"
-            frame = pd.read_parquet(path, columns=["period", *definition.dimensions, "count", "status"])
+            frame = mart[["period", *definition.dimensions, "count", "status"]].copy()
             for column in ("period", *definition.dimensions):
                 frame[column] = frame[column].astype("string")
             frame["count"] = frame["count"].astype("Int64")
@@ -201,19 +195,20 @@ def _contained(whole: PublicSystem, spans: list[PublicSystem], clients_of: Clien
     """``whole >= part - slack`` for every published span inside ``whole`` (its months, earlier years to date)."""
     whole_clients = clients_of(whole.population, whole.months)
     out: list[LinearRelation] = []
-    for part in spans:
+    for part in (s for s in spans if set(s.months) < set(whole.months)):
         part_clients = clients_of(part.population, part.months)
-        if part is whole or not set(part.months) < set(whole.months) or whole_clients is None or part_clients is None:
+        if whole_clients is None or part_clients is None:
             continue
         slack = not_counted_by_same_episode(part_clients, whole_clients)
         out += linked_relations([(whole.scope, whole.tables, 1.0), (part.scope, part.tables, -1.0)], lower=-slack)
     return out
 
 
-def _covered(whole: PublicSystem, spans: list[PublicSystem], clients_of: ClientsOf) -> list[LinearRelation]:
+def _covered(
+    whole: PublicSystem, spans: list[PublicSystem], month_of: dict[Period, PublicSystem], clients_of: ClientsOf
+) -> list[LinearRelation]:
     """``whole <= cover + the months it leaves out + slack``, for no cover (the months summed) and for every
     published longer span overlapping ``whole`` (a rolling window against the one before it)."""
-    month_of = {s.months[0]: s for s in spans if len(s.months) == 1}
     whole_clients = clients_of(whole.population, whole.months)
     covers: list[PublicSystem | None] = [None]
     covers += [s for s in spans if len(s.months) > 1 and s is not whole and set(s.months) & set(whole.months)]
@@ -232,10 +227,11 @@ def _covered(whole: PublicSystem, spans: list[PublicSystem], clients_of: Clients
     return out
 
 
-def _flow_summed(whole: PublicSystem, spans: list[PublicSystem], clients_of: ClientsOf) -> list[LinearRelation]:
+def _flow_summed(
+    whole: PublicSystem, month_of: dict[Period, PublicSystem], clients_of: ClientsOf
+) -> list[LinearRelation]:
     """A flow over ``whole`` is at least its months summed, less the repeats: a month's entries whose
     client the span counts by no episode of the months (a second presentation or exit); exact when none."""
-    month_of = {s.months[0]: s for s in spans if len(s.months) == 1}
     if whole.population not in FLOWS or any(m not in month_of for m in whole.months):
         return []
     whole_clients = clients_of(whole.population, whole.months)
@@ -274,10 +270,11 @@ def span_relations(systems: dict[str, PublicSystem], clients_of: ClientsOf) -> l
     for population, spans in by_population.items():
         if population not in WINDOWED_POPULATIONS:
             continue
+        month_of = {s.months[0]: s for s in spans if len(s.months) == 1}
         for whole in (s for s in spans if len(s.months) > 1):
             relations += _contained(whole, spans, clients_of)
-            relations += _covered(whole, spans, clients_of)
-            relations += _flow_summed(whole, spans, clients_of)
+            relations += _covered(whole, spans, month_of, clients_of)
+            relations += _flow_summed(whole, month_of, clients_of)
     return relations + _subsets(systems, clients_of)
 
 
@@ -330,8 +327,8 @@ def cli(argv: Sequence[str] | None = None) -> int:
         f"{attack.relations} relation(s); {summary['suppressed_cells']} suppressed cell(s), "
         f"{summary['recovered_cells']} recovered, {attack.seconds:.0f} s"
     )
-    for row in summary["recovered"]:  # type: ignore[attr-defined]
-        print(f"  {row['mart']} {row['period']} {row['cell']} ({row['reason']})")
+    for r in attack.recovered.head(50).itertuples():
+        print(f"  {r.mart} {r.period} {r.cell} ({r.reason})")
     return 1 if len(attack.recovered) else 0
 
 
