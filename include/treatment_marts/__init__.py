@@ -3,4 +3,4 @@
 The package never imports Airflow: every stage runs the same from the CLI, a test, a notebook or a DAG task.
 """
 
-__version__ = "0.6.0"
+__version__ = "0.7.0"

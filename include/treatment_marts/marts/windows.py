@@ -34,6 +34,9 @@ Window = Literal["month", "rolling_12", "fy_to_date", "financial_year", "pooled_
 WINDOWS: tuple[Window, ...] = ("month", "rolling_12", "fy_to_date", "financial_year", "pooled_3y")
 # Populations a window can count: the month populations whose definition is a date range.
 WINDOWED_POPULATIONS = ("in_treatment", "new_presentations", "exits")
+# flows: an episode enters (or leaves) in one month only, so a flow over a window is its months summed,
+# less the clients who entered (or left) twice; a stock (in treatment) is not
+FLOWS = ("new_presentations", "exits")
 FY_START_MONTH = 4  # April
 FY_CLOSE_MONTH = 3  # March: the period that closes the financial year
 WINDOW_TITLES = {
@@ -134,6 +137,15 @@ def not_counted_in_parts(whole: pd.DataFrame, parts: list[pd.DataFrame]) -> int:
     counted = pd.concat([p[key] for p in parts], ignore_index=True).drop_duplicates()
     matched = whole[key].merge(counted, on=key, how="left", indicator=True)
     return int((matched["_merge"] == "left_only").sum())
+
+
+def repeated_in_parts(whole: pd.DataFrame, parts: list[pd.DataFrame]) -> int:
+    """Entries of the parts (a flow's months) whose episode ``whole`` does not count: the slack of
+    ``whole[cell] >= sum(part[cell]) - slack`` for a flow, 0 when no client enters twice in the window."""
+    key = ["client_key", "agency_code", "episode_id"]
+    entries = pd.concat([p[key] for p in parts], ignore_index=True)
+    matched = whole[key].drop_duplicates().merge(entries.drop_duplicates(), on=key)
+    return len(entries) - len(matched)
 
 
 def window_scope(population: str, window: str) -> str:

@@ -53,17 +53,18 @@ from treatment_marts.marts.populations import (
     subset_slack,
 )
 from treatment_marts.marts.windows import (
+    FLOWS,
     WINDOWED_POPULATIONS,
     WindowSpan,
     not_counted_by_same_episode,
     not_counted_in_parts,
+    repeated_in_parts,
     select_window_population,
     window_span,
 )
 from treatment_marts.pipeline.history import read_month
 from treatment_marts.pipeline.windows import published_mart
 
-FLOWS = ("new_presentations", "exits")
 ClientsOf = Callable[[str, tuple[Period, ...]], "pd.DataFrame | None"]
 """The clients of a population over a span of months (one row per client of an area), or None."""
 
@@ -188,9 +189,6 @@ def _with_overlap(systems: dict[str, PublicSystem], clients_of: ClientsOf) -> No
         ]
 
 
-KEY = ["client_key", "agency_code", "episode_id"]
-
-
 def _contained(whole: PublicSystem, spans: list[PublicSystem], clients_of: ClientsOf) -> list[LinearRelation]:
     """``whole >= part - slack`` for every published span inside ``whole`` (its months, earlier years to date)."""
     whole_clients = clients_of(whole.population, whole.months)
@@ -238,10 +236,9 @@ def _flow_summed(
     months = [clients_of(whole.population, (m,)) for m in whole.months]
     if whole_clients is None or any(m is None for m in months):
         return []
-    entries = pd.concat([m[KEY] for m in months if m is not None], ignore_index=True)
-    matched = len(whole_clients[KEY].merge(entries.drop_duplicates(), on=KEY))
+    slack = repeated_in_parts(whole_clients, [m for m in months if m is not None])
     terms = [(whole.scope, whole.tables, 1.0)] + [(month_of[m].scope, month_of[m].tables, -1.0) for m in whole.months]
-    return linked_relations(terms, lower=-float(len(entries) - matched))
+    return linked_relations(terms, lower=-float(slack))
 
 
 def _subsets(systems: dict[str, PublicSystem], clients_of: ClientsOf) -> list[LinearRelation]:

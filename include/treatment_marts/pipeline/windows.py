@@ -10,9 +10,13 @@ year), built from the history of accepted months (pipeline/history.py), and the 
   statuses of each mart per period), as tau-argus reads an a-priori file, so it cannot drift from what
   is public.
 * **relations** (disclosure/relations.linked_relations): a window is at least each month it covers and
-  at most their sum; a window at least an earlier window it contains (a financial year to date never
-  falls from one month to the next); a rolling window at most the previous one plus its new month. Each
-  holds for the true counts up to a slack the pipeline computes from the clients (never published).
+  at most their sum, and a flow (new presentations, exits) at least their sum less the clients who
+  entered twice (so, with the months, exactly their sum); a window at least an earlier window it
+  contains (a financial year to date never falls from one month to the next); a rolling window at most
+  the previous one plus its new month. The previous window comes with the same relations to its own
+  months (the month that left included), or two consecutive rolling windows of a flow would give the
+  month that left less the month that joined. Each holds for the true counts up to a slack the pipeline
+  computes from the clients (never published).
 
 protect_release repairs the pattern against that one system (it never changes an earlier release: a
 context cell it could pin is protected through this release's cells), and the audit checks it.
@@ -32,9 +36,11 @@ from treatment_marts.core.settings import Settings
 from treatment_marts.marts import build_mart, select_population
 from treatment_marts.marts.definitions import MartDefinition, MartsConfig
 from treatment_marts.marts.windows import (
+    FLOWS,
     WindowSpan,
     not_counted_by_same_episode,
     not_counted_in_parts,
+    repeated_in_parts,
     select_window_population,
     window_span,
 )
@@ -218,6 +224,34 @@ def build_windows(  # noqa: C901 -- one pass over the relations of a release; sp
         out.protected_against.setdefault(str(at), []).extend(t.name for t in kept)
         return name
 
+    def to_months(
+        scope: str, tables: list[MartTable], clients: pd.DataFrame, population: str, span: WindowSpan
+    ) -> list[LinearRelation]:
+        """A window and its published months: at least each month, at most their sum, and for a flow at
+        least their sum less the repeats (with the months, exact when no client enters twice)."""
+        if population not in month_tables or not linked_months.get(population):
+            return []
+        terms: list[tuple[str, list[MartTable], pd.DataFrame]] = []
+        for m in span.months:
+            month_clients = builder.window_clients(population, "month", m)
+            if month_clients is None:
+                continue
+            if m == period:
+                terms.append((population, month_tables[population], month_clients))
+            elif (name := earlier(population, linked_months[population], m)) is not None:
+                terms.append((name, context[name], month_clients))
+        found: list[LinearRelation] = []
+        for term_scope, term_tables, term_clients in terms:  # at least each of its months
+            slack = not_counted_by_same_episode(term_clients, clients)
+            found += linked_relations([(scope, tables, 1.0), (term_scope, term_tables, -1.0)], lower=-slack)
+        if terms and len(terms) == len(span.months):
+            summed = [(scope, tables, 1.0)] + [(s, t, -1.0) for s, t, _ in terms]
+            parts = [c for _, _, c in terms]
+            found += linked_relations(summed, upper=not_counted_in_parts(clients, parts))  # at most their sum
+            if population in FLOWS:  # a flow: at least their sum less the repeats
+                found += linked_relations(summed, lower=-repeated_in_parts(clients, parts))
+        return found
+
     groups: dict[str, list[MartDefinition]] = {}
     spans: dict[str, WindowSpan] = {}
     for definitions in marts_config.by_window().values():
@@ -242,23 +276,7 @@ def build_windows(  # noqa: C901 -- one pass over the relations of a release; sp
         out.spans[scope] = span.label()
         if len(span.months) == 1:
             continue  # the month itself: its cells are the month marts' cells
-        month_terms: list[tuple[str, list[MartTable], pd.DataFrame]] = []
-        if population in month_tables and linked_months.get(population):
-            for m in span.months:
-                month_clients = builder.window_clients(population, "month", m)
-                if month_clients is None:
-                    continue
-                if m == period:
-                    month_terms.append((population, month_tables[population], month_clients))
-                elif (name := earlier(population, linked_months[population], m)) is not None:
-                    month_terms.append((name, context[name], month_clients))
-        for term_scope, term_tables, term_clients in month_terms:  # a window is at least each of its months
-            slack = not_counted_by_same_episode(term_clients, clients)
-            relations += linked_relations([(scope, tables, 1.0), (term_scope, term_tables, -1.0)], lower=-slack)
-        if month_terms and len(month_terms) == len(span.months):  # ... and at most their sum
-            slack = not_counted_in_parts(clients, [c for _, _, c in month_terms])
-            terms = [(scope, tables, 1.0)] + [(s, t, -1.0) for s, t, _ in month_terms]
-            relations += linked_relations(terms, upper=slack)
+        relations += to_months(scope, tables, clients, population, span)
         # the same windows at the previous release (a year to date, a rolling 12 months)
         previous: dict[str, list[MartDefinition]] = {}
         for d in definitions:
@@ -272,6 +290,10 @@ def build_windows(  # noqa: C901 -- one pass over the relations of a release; sp
             before_clients = context_clients[name]
             before_span = window_span(before_defs[0].window, period.minus(1))
             assert before_span is not None
+            # what the attacker knows of the earlier window from its own months (the month that left a
+            # rolling window included): two consecutive windows of a flow differ by exactly the month that
+            # joined less the month that left
+            relations += to_months(name, context[name], before_clients, population, before_span)
             if set(before_span.months) <= set(span.months):  # a year to date never falls
                 slack = not_counted_by_same_episode(before_clients, clients)
                 relations += linked_relations([(scope, tables, 1.0), (name, context[name], -1.0)], lower=-slack)
