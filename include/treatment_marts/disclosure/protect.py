@@ -293,6 +293,46 @@ def _settle_release(
             )
 
 
+_LINE_SEARCH = 5000  # context cells a search for an exposed earlier cell's partners visits at most
+
+
+class _Partners:
+    """The release's cells a relation ties to a context cell, or, when none does, to the nearest context
+    cells of its own table's lines (an age band of an earlier month is bounded through its area's margin,
+    and that margin through the window): breadth first, the first ring that has any."""
+
+    def __init__(
+        self, relations: Sequence[LinearRelation], index: dict[str, int], context_cell: np.ndarray, lattice: Lattice
+    ) -> None:
+        self.direct: dict[int, list[int]] = {}
+        for relation in relations:
+            cells = [index[key] for key, _ in relation.terms]
+            for c in (c for c in cells if context_cell[c]):
+                self.direct.setdefault(c, []).extend(p for p in cells if not context_cell[p])
+        self.context_cell, self.lattice = context_cell, lattice
+        self.found: dict[int, list[int]] = {}
+
+    def __call__(self, c: int) -> list[int]:
+        if c not in self.found:
+            ring, seen = [c], {c}
+            found: list[int] = list(self.direct.get(c, []))
+            while not found and ring and len(seen) < _LINE_SEARCH:
+                ring = [o for cell in ring for o in self._line_neighbours(cell, seen)]
+                found = sorted({p for cell in ring for p in self.direct.get(cell, [])})
+            self.found[c] = found
+        return self.found[c]
+
+    def _line_neighbours(self, cell: int, seen: set[int]) -> list[int]:
+        out = []
+        for r in self.lattice.relations_of[cell]:
+            total, members = self.lattice.relations[r]
+            for other in (total, *members.tolist()):
+                if other not in seen and self.context_cell[other]:
+                    seen.add(other)
+                    out.append(other)
+        return out
+
+
 def _through_release(
     exposure: Exposure,
     suppressor: Suppressor,
@@ -302,12 +342,9 @@ def _through_release(
 ) -> Exposure:
     """The release-wide exposure, with an exposed cell of a context table (an earlier release, which
     cannot be changed) protected through this release: the cheapest published cell of this release that
-    a relation ties to it is suppressed (ties by key); if none is left, the related cells are widened."""
-    partners: dict[int, list[int]] = {}
-    for relation in relations:
-        cells = [index[key] for key, _ in relation.terms]
-        for c in (c for c in cells if context_cell[c]):
-            partners.setdefault(c, []).extend(p for p in cells if not context_cell[p])
+    a relation ties to it, or to the nearest cells of its table's lines (`_Partners`), is suppressed (ties
+    by key); if none is left, the related cells are widened."""
+    partners_of = _Partners(relations, index, context_cell, suppressor.lattice)
 
     def exposed(mask: np.ndarray) -> list[int]:
         while True:
@@ -317,7 +354,7 @@ def _through_release(
                 return found
             chosen = set()
             for c in earlier:
-                open_ = [p for p in partners.get(c, []) if not suppressor.suppressed[p] and not suppressor.forbidden[p]]
+                open_ = [p for p in partners_of(c) if not suppressor.suppressed[p] and not suppressor.forbidden[p]]
                 if open_:
                     p = min(open_, key=lambda q: suppressor.position[q])
                     suppressor.suppressed[p] = True
@@ -326,7 +363,7 @@ def _through_release(
                     )
                     chosen.add(p)
             if not chosen:
-                related = sorted({p for c in earlier for p in partners.get(c, [])})
+                related = sorted({p for c in earlier for p in partners_of(c)})
                 return [c for c in found if not context_cell[c]] + related
             suppressor.close_relations()
 
