@@ -298,17 +298,22 @@ _LINE_SEARCH = 5000  # context cells a search for an exposed earlier cell's part
 
 class _Partners:
     """The release's cells a relation ties to a context cell, or, when none does, to the nearest context
-    cells of its own table's lines (an age band of an earlier month is bounded through its area's margin,
-    and that margin through the window): breadth first, the first ring that has any."""
+    cells reached through table lines and relations among context cells (an age band of an earlier month
+    is bounded through its area's margin, and that margin through the window; the month that left a
+    rolling window through the previous window, and that through this release's window): breadth first,
+    the first ring that has any."""
 
     def __init__(
         self, relations: Sequence[LinearRelation], index: dict[str, int], context_cell: np.ndarray, lattice: Lattice
     ) -> None:
         self.direct: dict[int, list[int]] = {}
+        self.linked: dict[int, list[int]] = {}  # context cells one relation ties together
         for relation in relations:
             cells = [index[key] for key, _ in relation.terms]
-            for c in (c for c in cells if context_cell[c]):
+            earlier = [c for c in cells if context_cell[c]]
+            for c in earlier:
                 self.direct.setdefault(c, []).extend(p for p in cells if not context_cell[p])
+                self.linked.setdefault(c, []).extend(o for o in earlier if o != c)
         self.context_cell, self.lattice = context_cell, lattice
         self.found: dict[int, list[int]] = {}
 
@@ -317,19 +322,20 @@ class _Partners:
             ring, seen = [c], {c}
             found: list[int] = list(self.direct.get(c, []))
             while not found and ring and len(seen) < _LINE_SEARCH:
-                ring = [o for cell in ring for o in self._line_neighbours(cell, seen)]
+                ring = [o for cell in ring for o in self._neighbours(cell, seen)]
                 found = sorted({p for cell in ring for p in self.direct.get(cell, [])})
             self.found[c] = found
         return self.found[c]
 
-    def _line_neighbours(self, cell: int, seen: set[int]) -> list[int]:
+    def _neighbours(self, cell: int, seen: set[int]) -> list[int]:
+        """Context cells sharing a table line or a relation with ``cell``, not seen before."""
         out = []
-        for r in self.lattice.relations_of[cell]:
-            total, members = self.lattice.relations[r]
-            for other in (total, *members.tolist()):
-                if other not in seen and self.context_cell[other]:
-                    seen.add(other)
-                    out.append(other)
+        lines = (self.lattice.relations[r] for r in self.lattice.relations_of[cell])
+        candidates = [o for total, members in lines for o in (total, *members.tolist())]
+        for other in [*candidates, *self.linked.get(cell, [])]:
+            if other not in seen and self.context_cell[other]:
+                seen.add(other)
+                out.append(other)
         return out
 
 
