@@ -11,7 +11,7 @@ input, never a published number.
 - the random suffix of a release folder (`<run_id>.<12 hex>`) and GX's run names / ids (uuid4 hex);
 - durations (`*_seconds`, `elapsed`) in JSON;
 - SQLite databases are compared as their rows (sorted) rather than bytes (page layout is not output);
-- XLSX workbooks are compared member by member (the zip's own dates and docProps times are not output);
+- XLSX and ODS workbooks are compared member by member (the zip's own dates and docProps times are not output);
 - the lock files (`.publish.lock`, `.gx.lock`) and GX's generated `.ge_store_backend_id` (a random uuid per context).
 - the folder it runs in (`--work`) is written as `<work>` wherever an output records an absolute path.
 The pseudonym key is fixed through TREATMENT_MARTS_PSEUDONYM_KEY (otherwise a random per-installation key).
@@ -84,7 +84,7 @@ def _sqlite_rows(path: Path) -> bytes:
 
 
 def fingerprint(path: Path) -> str:
-    if path.suffix == ".xlsx":
+    if path.suffix in {".xlsx", ".ods"}:  # zip archives: their members, not the zip's dates
         with zipfile.ZipFile(path) as book:
             data = b"".join(name.encode() + _normalise_text(book.read(name)) for name in sorted(book.namelist()))
     elif path.suffix == ".db":

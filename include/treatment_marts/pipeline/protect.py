@@ -92,6 +92,9 @@ class ProtectedPopulations:
     # A revision, audited with the release it replaces under the sensitive-cell rule: what the IG reviewer
     # must know of it (restricted; `revision_audit`), else None.
     revision: dict[str, Any] | None = None
+    # the clients of the record-level product's population as the marts selected them (rules.yaml
+    # record_level), so the product does not select them from the episode frame a second time
+    record_clients: pd.DataFrame | None = None
 
 
 def combined_extract(landed_paths: list[str]) -> pd.DataFrame:
@@ -790,6 +793,12 @@ def release_audit(
     )
 
 
+def _record_clients(rules: RulesConfig, clients: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The month clients of the record-level product's population (a one-month population only)."""
+    population = rules.record_level.population if rules.record_level is not None else None
+    return clients.get(population) if population and history_months(population) == 1 else None
+
+
 def protect_populations(
     settings: Settings,
     period: Period,
@@ -814,6 +823,7 @@ def protect_populations(
     tables, clients, sources = month_populations(
         settings, period, analysis, rules, areas, levels, scope, populations, out.not_built
     )
+    out.record_clients = _record_clients(rules, clients)
     windows = release_windows(settings, period, analysis, tables, rules, areas, levels, marts_config, scope)
     out.not_built.update(windows.not_built)
     out.windows = windows.summary()
@@ -1088,7 +1098,8 @@ def protect(settings: Settings, period: Period, run_id: RunId, landed_paths: lis
     # the history windows are built from; only a month that was protected replaces it (a refused revision does not)
     store_month(settings, period, recoded.frame)
     # The optional record-level product (rules.yaml record_level): restricted, K-anonymous, with its loss report.
-    record_level = write_record_level(settings, period, run_id, analysis, rules)
+    record_level = write_record_level(settings, period, run_id, analysis, rules, clients=populations.record_clients)
+    populations.record_clients = None
     if record_level:
         write_json(staged / "record_level.json", record_level)
     write_stage_manifest(
