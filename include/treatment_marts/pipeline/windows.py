@@ -202,8 +202,15 @@ def build_windows(  # noqa: C901 -- one pass over the relations of a release; sp
     builder = _Builder(settings, period, current, rules, areas, levels, prepare)
     month_defs = marts_config.by_population()
     window_dims = {(d.population, frozenset(d.dimensions)) for ds in marts_config.by_window().values() for d in ds}
-    # the month marts an earlier month's release is held by: those with the dimensions of a window mart
-    linked_months = {p: [d for d in ds if (p, frozenset(d.dimensions)) in window_dims] for p, ds in month_defs.items()}
+    # The month marts an earlier month's release is held by: for a flow every one (its window is its months
+    # summed, so a window cell pins a month margin exactly, and the margin's other tables carry the bound:
+    # the outside attack proved six new-presentation ethnicity cells 1-3 from the 16th release when only the
+    # referral tables were held); for a stock those with the dimensions of a window mart (a window only
+    # bounds a month from above by the whole window's count).
+    linked_months = {
+        p: list(ds) if p in FLOWS else [d for d in ds if (p, frozenset(d.dimensions)) in window_dims]
+        for p, ds in month_defs.items()
+    }
     relations: list[LinearRelation] = []
     context: dict[str, list[MartTable]] = {}
     context_clients: dict[str, pd.DataFrame] = {}
