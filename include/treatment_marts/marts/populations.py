@@ -23,6 +23,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+# an episode, as the marts and the window relations match one: the client, the agency and its episode id
+EPISODE_KEY = ["client_key", "agency_code", "episode_id"]
+
 SUCCESS = "Successful completion"  # discharge_group label (rules.yaml collapses.discharge_group)
 REPRESENTED = "Re-presented within 6 months"
 NOT_REPRESENTED = "Did not re-present"
@@ -106,16 +109,15 @@ def completions_followed_up(history: pd.DataFrame, period: str) -> pd.DataFrame:
     )
     pairs = done[["client_key", "agency_code", "episode_id", "discharge_date"]].merge(others, on="client_key")
     pairs = pairs[(pairs["o_agency"] != pairs["agency_code"]) | (pairs["o_episode"] != pairs["episode_id"])]
-    key = ["client_key", "agency_code", "episode_id"]
     still_open = pairs[
         (pairs["o_triage"] <= pairs["discharge_date"])
         & (pairs["o_discharge"].isna() | (pairs["o_discharge"] > pairs["discharge_date"]))
     ]
-    exits = done.merge(still_open[key].drop_duplicates(), on=key, how="left", indicator=True)
+    exits = done.merge(still_open[EPISODE_KEY].drop_duplicates(), on=EPISODE_KEY, how="left", indicator=True)
     exits = exits[exits["_merge"] == "left_only"].drop(columns="_merge")
     exits = exits.drop_duplicates("client_key", keep="last")
 
-    back = pairs.merge(exits[key], on=key)
+    back = pairs.merge(exits[EPISODE_KEY], on=EPISODE_KEY)
     back = back[(back["o_triage"] > back["discharge_date"]) & (back["o_triage"] <= back["discharge_date"] + FOLLOW_UP)]
     came_back = exits["client_key"].isin(set(back["client_key"]))
     exits["representation"] = pd.array([REPRESENTED if b else NOT_REPRESENTED for b in came_back], dtype="string")
@@ -162,11 +164,10 @@ def subset_slack(subset_clients: pd.DataFrame, superset_clients: pd.DataFrame) -
     another cell of it): the slack of `SUBSET_OF`'s cell relations, for the areas' cells and for the
     national cells (each counts a person by one row, `national_clients`), whichever is larger. Known to the
     pipeline, never published."""
-    key = ["client_key", "agency_code", "episode_id"]
 
     def unmatched(subset: pd.DataFrame, superset: pd.DataFrame) -> int:
-        counted = superset[key].drop_duplicates()
-        matched = subset[key].merge(counted, on=key, how="left", indicator=True)
+        counted = superset[EPISODE_KEY].drop_duplicates()
+        matched = subset[EPISODE_KEY].merge(counted, on=EPISODE_KEY, how="left", indicator=True)
         return int((matched["_merge"] == "left_only").sum())
 
     return max(

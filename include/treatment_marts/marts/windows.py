@@ -28,7 +28,7 @@ from typing import Literal
 import pandas as pd
 
 from treatment_marts.core.ids import Period
-from treatment_marts.marts.populations import episodes_between
+from treatment_marts.marts.populations import EPISODE_KEY, episodes_between
 
 Window = Literal["month", "rolling_12", "fy_to_date", "financial_year", "pooled_3y"]
 WINDOWS: tuple[Window, ...] = ("month", "rolling_12", "fy_to_date", "financial_year", "pooled_3y")
@@ -123,28 +123,25 @@ def select_window_population(history: pd.DataFrame, population: str, span: Windo
 def not_counted_by_same_episode(part: pd.DataFrame, whole: pd.DataFrame) -> int:
     """Clients of ``part`` that ``whole`` counts by another episode (so possibly in another cell): the
     slack of ``whole[cell] >= part[cell] - slack`` when ``part``'s clients are all clients of ``whole``."""
-    key = ["client_key", "agency_code", "episode_id"]
-    matched = part[key].merge(whole[key].drop_duplicates(), on=key, how="left", indicator=True)
+    matched = part[EPISODE_KEY].merge(whole[EPISODE_KEY].drop_duplicates(), on=EPISODE_KEY, how="left", indicator=True)
     return int((matched["_merge"] == "left_only").sum())
 
 
 def not_counted_in_parts(whole: pd.DataFrame, parts: list[pd.DataFrame]) -> int:
     """Clients of ``whole`` that no part counts by the same episode: the slack of
     ``whole[cell] <= sum(part[cell]) + slack`` when the parts' windows cover the whole's."""
-    key = ["client_key", "agency_code", "episode_id"]
     if not parts:
         return len(whole)
-    counted = pd.concat([p[key] for p in parts], ignore_index=True).drop_duplicates()
-    matched = whole[key].merge(counted, on=key, how="left", indicator=True)
+    counted = pd.concat([p[EPISODE_KEY] for p in parts], ignore_index=True).drop_duplicates()
+    matched = whole[EPISODE_KEY].merge(counted, on=EPISODE_KEY, how="left", indicator=True)
     return int((matched["_merge"] == "left_only").sum())
 
 
 def repeated_in_parts(whole: pd.DataFrame, parts: list[pd.DataFrame]) -> int:
     """Entries of the parts (a flow's months) whose episode ``whole`` does not count: the slack of
     ``whole[cell] >= sum(part[cell]) - slack`` for a flow, 0 when no client enters twice in the window."""
-    key = ["client_key", "agency_code", "episode_id"]
-    entries = pd.concat([p[key] for p in parts], ignore_index=True)
-    matched = whole[key].drop_duplicates().merge(entries.drop_duplicates(), on=key)
+    entries = pd.concat([p[EPISODE_KEY] for p in parts], ignore_index=True)
+    matched = whole[EPISODE_KEY].drop_duplicates().merge(entries.drop_duplicates(), on=EPISODE_KEY)
     return len(entries) - len(matched)
 
 

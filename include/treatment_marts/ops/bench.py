@@ -24,6 +24,7 @@ import psutil
 from treatment_marts.core.ids import Period, RunId
 from treatment_marts.core.memory import release_memory
 from treatment_marts.core.settings import Settings
+from treatment_marts.marts.windows import FLOWS
 
 
 @dataclass
@@ -231,7 +232,6 @@ def bench_catalogue(clients: int, *, workdir: Path, seed: int = 20240101, period
 
 # --- `bench --loss`: issue 14's information-loss figures on a generated default month --------------------
 
-FLOW_POPULATIONS = ("new_presentations", "exits")  # flow marts of the goal (completions are a window mart)
 WHITE = "White"
 NOT_A_MINORITY = {WHITE, "Other or not stated", "(missing)"}
 
@@ -292,7 +292,7 @@ def loss_figures(staged: Path) -> dict:
         for r in loss.itertuples()
     ]
     treated = [m for m in marts if str(m["mart"]).startswith("in_treatment")]
-    flows = [m for m in marts if str(m["mart"]).startswith(FLOW_POPULATIONS)]
+    flows = [m for m in marts if str(m["mart"]).startswith(FLOWS)]  # the goal's flow marts (completions: a window mart)
     shares = sorted(m["percent_hidden"] for m in treated)
     return {
         "in_treatment_individuals_hidden": sum(m["individuals_hidden"] for m in treated),
